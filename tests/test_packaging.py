@@ -1,0 +1,43 @@
+"""The project's own files agree with each other: pyproject.toml, environment.yml, tasks.py, README."""
+
+import re
+import sys
+from pathlib import Path
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def requirement_name(spec: str) -> str:
+    return re.split(r"[<>=!~;\[ ]", spec.strip(), maxsplit=1)[0].lower()
+
+
+def conda_pip_requirements() -> list[str]:
+    """The entries under `- pip:` in environment.yml (a tiny reader, enough for this flat file)."""
+    lines = (ROOT / "environment.yml").read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.strip() == "- pip:")
+    return [line.strip()[2:] for line in lines[start + 1 :] if line.strip().startswith("- ")]
+
+
+def test_environment_yml_lists_the_same_packages_as_pyproject():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    declared = project["dependencies"] + [d for d in project["optional-dependencies"]["test"] if ";" not in d]
+    conda = conda_pip_requirements()
+    assert {requirement_name(d) for d in declared} == {requirement_name(d) for d in conda}
+    # the same version bounds, except torch, which conda pins to the wheel tasks.py installs
+    same = lambda specs: {s.replace(" ", "") for s in specs if requirement_name(s) != "torch"}
+    assert same(declared) == same(conda)
+    assert "torch==2.13.0" in conda
+
+
+def test_readme_quick_start_names_the_two_commands_and_ci_runs_the_test_one():
+    readme = (ROOT / "README.md").read_text()
+    quick = readme.split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    commands = re.findall(r"^python3 tasks\.py \w+", quick, flags=re.M)
+    assert commands == ["python3 tasks.py run", "python3 tasks.py test"]
+    assert "python3 tasks.py test" in (ROOT / ".ci" / "run").read_text()
+    assert 'TORCH_PIN = "torch==2.13.0"' in (ROOT / "tasks.py").read_text()
