@@ -1,0 +1,210 @@
+"""The generative processes: DDIM's sampler for any eta, the sigma-hat sampler, and DDPM's own.
+
+Reference: Song, Meng & Ermon, "Denoising Diffusion Implicit Models", ICLR 2021, arXiv:2010.02502,
+Eq. 12 (one generative step), Eq. 16 (sigma as a function of eta), Section 4.2 (sampling on a
+subsequence tau) and Section 5 (the sigma-hat variant). DDPM: Ho, Jain & Abbeel, NeurIPS 2020,
+Algorithm 2 with sigma_t^2 = beta-tilde_t.
+
+The model interface everywhere: eps_model(x_t, t) -> eps_pred of x_t's shape, where t is a (B,)
+int64 tensor of the paper's timesteps 1..T.
+
+Taught in notebooks/04_step_sweep.ipynb.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import torch
+from tqdm.auto import tqdm
+
+from ddimlib._validate import (
+    require_choice,
+    require_finite,
+    require_floating,
+    require_in_range,
+    require_tensor,
+)
+from ddimlib.forward import _check_sigma, expand_to, predict_x0
+from ddimlib.schedules import Schedule, resolve_tau
+
+EpsModel = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+VARIANCES = ("eta", "hat")
+
+
+def sigma_eta(alpha_t, alpha_prev, eta: float):
+    """DDIM Eq. 16: sigma_t(eta) = eta sqrt((1 - alpha_{t-1}) / (1 - alpha_t)) sqrt(1 - alpha_t / alpha_{t-1}).
+
+    eta = 0 gives the deterministic DDIM, eta = 1 the DDPM posterior standard deviation. On a
+    subsequence, t-1 stands for the previous element of tau. Works on floats and tensors alike.
+    """
+    eta = require_in_range("eta", eta, 0.0, 1.0)
+    return eta * ((1 - alpha_prev) / (1 - alpha_t) * (1 - alpha_t / alpha_prev)) ** 0.5
+
+
+def sigma_hat(alpha_t, alpha_prev):
+    """The larger standard deviation of DDIM Section 5: sqrt(1 - alpha_t / alpha_{t-1}) (sqrt(beta_t) on the full chain).
+
+    Eq. 12 cannot use it directly: sqrt(1 - alpha_{t-1} - sigma_hat^2) is imaginary whenever
+    alpha_t < alpha_{t-1}^2. Like the paper's code, `sample(variance="hat")` takes the eta = 1 mean
+    and adds noise with this standard deviation.
+    """
+    return (1 - alpha_t / alpha_prev) ** 0.5
+
+
+@dataclass
+class StepOutput:
+    """One generative step: x_prev = x_{t-1} (or x_{tau_{i-1}}) and the "predicted x0" it came from."""
+
+    x_prev: torch.Tensor
+    x0_pred: torch.Tensor
+
+
+def ddim_step(
+    x_t: torch.Tensor, eps_pred: torch.Tensor, alpha_t, alpha_prev, sigma_t, noise: torch.Tensor | None = None
+) -> StepOutput:
+    """One step of DDIM Eq. 12, from x_t to x_{t-1}.
+
+    x_{t-1} = sqrt(alpha_{t-1}) x0_pred                              "predicted x0"
+            + sqrt(1 - alpha_{t-1} - sigma_t^2) eps_pred             "direction pointing to x_t"
+            + sigma_t noise                                           "random noise"
+
+    x_t, eps_pred, noise: (B, ...). alpha_t, alpha_prev, sigma_t: floats or (B,). With noise=None
+    the random-noise term is left out (the step's mean).
+    """
+    _check_sigma(sigma_t, alpha_prev)
+    x0_pred = predict_x0(x_t, eps_pred, alpha_t)
+    alpha_prev, sigma_t = expand_to(alpha_prev, x_t), expand_to(sigma_t, x_t)
+    direction = (1 - alpha_prev - sigma_t**2).clamp(min=0).sqrt() * eps_pred
+    x_prev = alpha_prev.sqrt() * x0_pred + direction
+    if noise is not None:
+        x_prev = x_prev + sigma_t * noise
+    return StepOutput(x_prev=x_prev, x0_pred=x0_pred)
+
+
+@dataclass
+class Trajectory:
+    """A sampler's path. tau: (S+1,) int64 with tau[0] = 0; x: (S+1, B, ...) with x[i] = x_{tau_i}
+    (so x[0] is the sample and x[S] = x_T); x0_pred: (S+1, B, ...), x0_pred[i] predicted at tau_i
+    (x0_pred[0] = x[0])."""
+
+    tau: torch.Tensor
+    x: torch.Tensor
+    x0_pred: torch.Tensor
+
+
+def check_x_T(x_T) -> torch.Tensor:
+    require_floating("x_T", x_T)
+    if x_T.ndim < 2:
+        raise ValueError(f"x_T must have shape (B, ...) with a batch dimension, got shape {tuple(x_T.shape)}")
+    return require_finite("x_T", x_T)
+
+
+def call_model(eps_model: EpsModel, x_t: torch.Tensor, t: int, where: str) -> torch.Tensor:
+    """eps_model(x_t, t) with t broadcast to a (B,) int64 tensor, checked for shape and finiteness."""
+    t_batch = torch.full((x_t.shape[0],), t, dtype=torch.int64, device=x_t.device)
+    eps = eps_model(x_t, t_batch)
+    if not isinstance(eps, torch.Tensor) or eps.shape != x_t.shape:
+        shape = tuple(eps.shape) if isinstance(eps, torch.Tensor) else type(eps).__name__
+        raise ValueError(f"eps_model returned {shape} {where} (t={t}); it must return a tensor of x_t's shape {tuple(x_t.shape)}")
+    return require_finite("eps_model output", eps.to(x_t.dtype), f" {where} (t={t})")
+
+
+def _check_model(eps_model) -> None:
+    if not callable(eps_model):
+        raise TypeError(f"eps_model must be callable as eps_model(x_t, t), got {type(eps_model).__name__}")
+
+
+@torch.no_grad()
+def sample(
+    eps_model: EpsModel,
+    schedule: Schedule,
+    x_T: torch.Tensor,
+    steps: int | None,
+    eta: float = 0.0,
+    tau: str | Sequence[int] | torch.Tensor = "linear",
+    variance: str = "eta",
+    generator: torch.Generator | None = None,
+    progress: bool = True,
+    return_trajectory: bool = False,
+):
+    """Generate x_0 from x_T with DDIM (Eq. 12) on the subsequence tau (Section 4.2).
+
+    steps: S = dim(tau); tau: "linear" or "quadratic" (Appendix D.2) or an explicit increasing list
+    ending at T (then steps may be None). variance="eta" uses sigma_eta(eta) (Eq. 16); "hat" uses
+    the eta = 1 mean plus sigma_hat noise (eta is then ignored). The last step, to t = 0, adds no
+    noise for either (as in DDPM and the paper's code). Noise is drawn from `generator` on x_T's
+    device, in step order, only for steps that add noise.
+
+    Returns x_0 of x_T's shape, or (x_0, Trajectory) if return_trajectory.
+    """
+    _check_model(eps_model)
+    require_tensor("schedule.alpha", getattr(schedule, "alpha", None))
+    x = check_x_T(x_T)
+    variance = require_choice("variance", variance, VARIANCES)
+    eta = require_in_range("eta", eta, 0.0, 1.0)
+    tau = resolve_tau(tau, steps, schedule.T)
+    tau_full = torch.cat([tau.new_zeros(1), tau])
+    alpha = schedule.alpha.to(x.device)
+    path, preds = [x], []
+    for i in tqdm(range(len(tau), 0, -1), desc=f"DDIM S={len(tau)}", disable=not progress, leave=False):
+        t, t_prev = int(tau_full[i]), int(tau_full[i - 1])
+        alpha_t, alpha_prev = alpha[t], alpha[t_prev]
+        eps = call_model(eps_model, x, t, where=f"at step {len(tau) - i + 1} of {len(tau)}")
+        adds_noise = t_prev > 0 and (variance == "hat" or eta > 0)
+        noise = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device) if adds_noise else None
+        if variance == "eta":
+            out = ddim_step(x, eps, alpha_t, alpha_prev, sigma_eta(alpha_t, alpha_prev, eta), noise)
+        else:
+            out = ddim_step(x, eps, alpha_t, alpha_prev, sigma_eta(alpha_t, alpha_prev, 1.0))
+            if noise is not None:
+                out.x_prev = out.x_prev + expand_to(sigma_hat(alpha_t, alpha_prev), x) * noise
+        x = out.x_prev
+        path.append(x)
+        preds.append(out.x0_pred)
+    if not return_trajectory:
+        return x
+    return x, Trajectory(tau=tau_full, x=torch.stack(path[::-1]), x0_pred=torch.stack([x] + preds[::-1]))
+
+
+@torch.no_grad()
+def ddpm_sample(
+    eps_model: EpsModel,
+    schedule: Schedule,
+    x_T: torch.Tensor,
+    generator: torch.Generator | None = None,
+    progress: bool = True,
+    return_trajectory: bool = False,
+):
+    """DDPM's ancestral sampler (Ho et al. 2020, Algorithm 2) on all T steps, with sigma_t^2 = beta-tilde_t.
+
+    x_{t-1} = (x_t - beta_t / sqrt(1 - alpha_t) eps_pred) / sqrt(1 - beta_t) + sqrt(beta-tilde_t) z,
+    beta_t = 1 - alpha_t / alpha_{t-1}, beta-tilde_t = beta_t (1 - alpha_{t-1}) / (1 - alpha_t),
+    with alpha DDIM's cumulative alpha. Written from DDPM's formula, independently of ddim_step, so
+    that the equality with DDIM at eta = 1 (S = T) is a test, not a tautology. The last step adds
+    no noise, and noise is drawn in the same order as in `sample`.
+
+    Returns x_0, or (x_0, Trajectory) if return_trajectory (x0_pred from Eq. 9 for inspection).
+    """
+    _check_model(eps_model)
+    x = check_x_T(x_T)
+    alpha = schedule.alpha.to(x.device)
+    beta = schedule.beta.to(x.device)
+    path, preds = [x], []
+    for t in tqdm(range(schedule.T, 0, -1), desc=f"DDPM T={schedule.T}", disable=not progress, leave=False):
+        eps = call_model(eps_model, x, t, where=f"at step {schedule.T - t + 1} of {schedule.T}")
+        beta_t = beta[t].to(x.dtype)
+        mean = (x - beta_t / (1 - alpha[t]).sqrt().to(x.dtype) * eps) / (1 - beta_t).sqrt()
+        preds.append(predict_x0(x, eps, alpha[t]))
+        if t > 1:
+            beta_tilde = beta[t] * (1 - alpha[t - 1]) / (1 - alpha[t])
+            noise = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
+            x = mean + beta_tilde.sqrt().to(x.dtype) * noise
+        else:
+            x = mean
+        path.append(x)
+    if not return_trajectory:
+        return x
+    tau = torch.arange(schedule.T + 1, dtype=torch.int64)
+    return x, Trajectory(tau=tau, x=torch.stack(path[::-1]), x0_pred=torch.stack([x] + preds[::-1]))

@@ -1,0 +1,91 @@
+"""DDIM as Euler's method on the ODE of DDIM Eq. 14; encode/decode; slerp."""
+
+import math
+
+import torch
+
+from ddimlib.ode import decode, encode, euler_step, from_x_bar, ode_sigma, slerp, to_x_bar
+from ddimlib.oracle import eight_gaussians
+from ddimlib.sampling import ddim_step, sample
+from ddimlib.schedules import linear_schedule
+
+SCHEDULE = linear_schedule()
+F64 = torch.float64
+
+
+def smooth_model(x_t, t):
+    scale = (t.to(x_t.dtype) / 1000).reshape(-1, *([1] * (x_t.ndim - 1)))
+    return torch.tanh(0.7 * x_t + scale) - 0.3 * x_t.roll(1, dims=-1) * scale
+
+
+def test_change_of_variables():
+    alpha = SCHEDULE.alpha
+    sigma = ode_sigma(alpha)
+    assert sigma[0] == 0 and torch.allclose(1 / (sigma[1:] ** 2 + 1), alpha[1:], atol=1e-15)
+    x = torch.randn(3, 2, dtype=F64)
+    assert torch.allclose(from_x_bar(to_x_bar(x, alpha[500]), alpha[500]), x, atol=1e-15)
+
+
+def test_one_ddim_step_at_eta_0_is_one_euler_step_of_eq_14():
+    g = torch.Generator().manual_seed(0)
+    alpha = SCHEDULE.alpha
+    for _ in range(50):
+        t = int(torch.randint(1, 1001, (), generator=g))
+        t_prev = int(torch.randint(0, t, (), generator=g))
+        x_t = torch.randn(4, 3, generator=g, dtype=F64) * 2
+        eps = smooth_model(x_t, torch.full((4,), t))
+        ddim = ddim_step(x_t, eps, alpha[t], alpha[t_prev], 0.0).x_prev
+        x_bar_next, _ = euler_step(smooth_model, to_x_bar(x_t, alpha[t]), SCHEDULE, t, t_prev)
+        assert (from_x_bar(x_bar_next, alpha[t_prev]) - ddim).abs().max() <= 1e-12, (t, t_prev)
+
+
+def test_decode_is_sample_with_eta_0():
+    x_T = torch.randn(16, 2, generator=torch.Generator().manual_seed(1), dtype=F64)
+    model = eight_gaussians(SCHEDULE)
+    for steps, kind in [(10, "linear"), (37, "quadratic"), (1000, "linear")]:
+        via_ode = decode(model, SCHEDULE, x_T, steps, tau=kind)
+        via_ddim = sample(model, SCHEDULE, x_T, steps, eta=0.0, tau=kind, progress=False)
+        assert (via_ode - via_ddim).abs().max() <= 1e-12, steps
+
+
+def test_encode_decode_with_the_oracle_converges():
+    """Reconstruction error falls monotonically with S and is below 1e-4 per dimension at S = 1000."""
+    model = eight_gaussians(SCHEDULE)
+    x0 = model.sample(1000, generator=torch.Generator().manual_seed(2))
+    errors = []
+    for steps in [10, 20, 50, 100, 200, 500, 1000]:
+        x0_rec = decode(model, SCHEDULE, encode(model, SCHEDULE, x0, steps), steps)
+        errors.append(((x0_rec - x0) ** 2).mean().item())
+    assert all(b < a for a, b in zip(errors, errors[1:])), errors
+    assert errors[-1] < 1e-4, errors
+
+
+def test_encoding_the_oracle_gives_gaussian_latents():
+    """Data pushed through the ODE lands on q(x_T), which is N(0, I) up to sqrt(alpha_T) x0 ~ 0.006 x0."""
+    model = eight_gaussians(SCHEDULE)
+    n = 4000
+    x_T = encode(model, SCHEDULE, model.sample(n, generator=torch.Generator().manual_seed(3)), 200)
+    assert (x_T.mean(0).abs() < 4 / math.sqrt(n)).all()
+    assert ((x_T.std(0) - 1).abs() < 4 / math.sqrt(2 * n)).all()
+
+
+def test_slerp_endpoints_norms_and_geometry():
+    g = torch.Generator().manual_seed(4)
+    d = 3072
+    z0, z1 = torch.randn(64, d, generator=g, dtype=F64), torch.randn(64, d, generator=g, dtype=F64)
+    assert torch.equal(slerp(z0, z1, 0.0), z0) and torch.equal(slerp(z0, z1, 1.0), z1)
+    for lam in [0.1, 0.25, 0.5, 0.9]:
+        z = slerp(z0, z1, lam)
+        # independent N(0, I) vectors have norm sqrt(d) +- about 1/sqrt(2) (4 sd band below);
+        # slerp keeps it there, while the linear midpoint shrinks it by about 1/sqrt(2)
+        assert ((z.norm(dim=1) - math.sqrt(d)).abs() < 4 / math.sqrt(2) + 1).all(), lam
+    mid_lerp = 0.5 * (z0 + z1)
+    assert (mid_lerp.norm(dim=1) / math.sqrt(d) - 1 / math.sqrt(2)).abs().max() < 0.05
+    # on unit vectors slerp moves along the great circle: angle lam * theta from z0, norm 1
+    u0, u1 = z0 / z0.norm(dim=1, keepdim=True), z1 / z1.norm(dim=1, keepdim=True)
+    theta = torch.arccos((u0 * u1).sum(1))
+    u = slerp(u0, u1, 0.3)
+    assert torch.allclose(u.norm(dim=1), torch.ones(64, dtype=F64), atol=1e-12)
+    assert torch.allclose(torch.arccos((u0 * u).sum(1)), 0.3 * theta, atol=1e-9)
+    # parallel inputs fall back to linear interpolation
+    assert torch.allclose(slerp(z0, 2 * z0, 0.5), 1.5 * z0)
