@@ -89,3 +89,14 @@ def test_slerp_endpoints_norms_and_geometry():
     assert torch.allclose(torch.arccos((u0 * u).sum(1)), 0.3 * theta, atol=1e-9)
     # parallel inputs fall back to linear interpolation
     assert torch.allclose(slerp(z0, 2 * z0, 0.5), 1.5 * z0)
+
+
+def test_encode_evaluates_the_model_at_t_1_then_at_each_steps_start():
+    seen = []
+
+    def recording_model(x_t, t):
+        seen.append(int(t[0]))
+        return torch.zeros_like(x_t)
+
+    encode(recording_model, SCHEDULE, torch.zeros(2, 3, dtype=F64), 4)
+    assert seen == [1, 250, 500, 750]
