@@ -1,0 +1,99 @@
+"""J_sigma = L_gamma + C (DDIM Theorem 1) with the exact weight gamma_t, and L_simple."""
+
+import math
+
+import torch
+
+from ddimlib.forward import predict_x0, q_posterior_mean_std, q_sample, sample_forward_chain
+from ddimlib.objective import gamma_weights, l_simple, log_p_theta, log_q_sigma, x0_coefficient
+from ddimlib.oracle import eight_gaussians
+from ddimlib.sampling import sigma_eta
+from ddimlib.schedules import linear_schedule
+
+F64 = torch.float64
+
+
+def eta_sigma(schedule, eta, sigma_1=0.05):
+    alpha = schedule.alpha
+    sigma = torch.cat([torch.zeros(1, dtype=F64), sigma_eta(alpha[1:], alpha[:-1], eta)])
+    sigma[1] = sigma_1  # the standard deviation of p_theta(x0 | x1), free in the paper
+    return sigma
+
+
+def test_per_step_kl_is_gamma_times_squared_eps_error():
+    """KL(q_sigma(x_{t-1}|x_t,x0) || q_sigma(x_{t-1}|x_t,f_theta(x_t))) = gamma_t |eps_theta - eps|^2, pointwise."""
+    schedule = linear_schedule()
+    g = torch.Generator().manual_seed(0)
+    for eta in [0.1, 0.5, 1.0]:
+        sigma = eta_sigma(schedule, eta)
+        gamma = gamma_weights(schedule, sigma)
+        for t in [2, 5, 50, 500, 1000]:
+            alpha_t, alpha_prev = schedule.alpha[t], schedule.alpha[t - 1]
+            x0, eps, eps_theta = (torch.randn(8, 3, generator=g, dtype=F64) for _ in range(3))
+            x_t = q_sample(x0, alpha_t, eps)
+            mean_q, std = q_posterior_mean_std(x_t, x0, alpha_t, alpha_prev, sigma[t])
+            mean_p, _ = q_posterior_mean_std(x_t, predict_x0(x_t, eps_theta, alpha_t), alpha_t, alpha_prev, sigma[t])
+            kl = ((mean_q - mean_p) ** 2).sum(1) / (2 * std**2)  # KL of equal-covariance Gaussians
+            assert torch.allclose(kl, gamma[t] * ((eps_theta - eps) ** 2).sum(1), rtol=1e-9), (eta, t)
+
+
+def test_gamma_at_eta_1_is_ddpms_weight():
+    """DDPM Eq. 12: beta_t^2 / (2 sigma_t^2 (1 - beta_t)(1 - alpha-bar_t)), in DDIM's alpha."""
+    schedule = linear_schedule()
+    sigma = eta_sigma(schedule, 1.0)
+    alpha, beta = schedule.alpha, schedule.beta
+    ddpm = beta**2 / (2 * sigma**2 * (1 - beta) * (1 - alpha))
+    assert torch.allclose(gamma_weights(schedule, sigma)[2:], ddpm[2:], rtol=1e-8)
+
+
+def test_x0_coefficient_never_vanishes_on_the_admissible_range():
+    schedule = linear_schedule()
+    alpha = schedule.alpha
+    for t in [2, 10, 100, 999, 1000]:
+        sigma2 = torch.linspace(0, 1, 1001, dtype=F64) * (1 - alpha[t - 1])
+        coef = x0_coefficient(alpha[t], alpha[t - 1], sigma2.sqrt())
+        assert coef.abs().min() > 0, t
+        # and it is what Eq. 7's mean multiplies x0 by
+        x_t = torch.randn(2, 1, dtype=F64)
+        m0, _ = q_posterior_mean_std(x_t, torch.zeros_like(x_t), alpha[t], alpha[t - 1], sigma2[500].sqrt())
+        m1, _ = q_posterior_mean_std(x_t, torch.ones_like(x_t), alpha[t], alpha[t - 1], sigma2[500].sqrt())
+        assert torch.allclose(m1 - m0, coef[500].expand(2, 1), atol=1e-12)
+
+
+def test_j_sigma_equals_l_gamma_plus_the_constant_by_monte_carlo():
+    """J_sigma = E[log q_sigma - log p_theta] against L_gamma + C, C = KL(q(x_T|x0) || N(0,I)) + (d/2) log(2 pi sigma_1^2)."""
+    schedule = linear_schedule(T=8, beta_start=0.02, beta_end=0.4)
+    model = eight_gaussians(schedule)
+    n, d = 20000, 2
+    x0 = model.sample(n, generator=torch.Generator().manual_seed(1))
+    alpha = schedule.alpha
+    for eta in [0.3, 1.0]:
+        sigma = eta_sigma(schedule, eta)
+        chain = sample_forward_chain(x0, schedule, sigma, torch.Generator().manual_seed(2))
+        j_terms = log_q_sigma(chain, schedule, sigma) - log_p_theta(model, chain, schedule, sigma)
+        gamma = gamma_weights(schedule, sigma)
+        l_terms = torch.zeros(n, dtype=F64)
+        for t in range(1, schedule.T + 1):
+            eps_t = (chain[t] - alpha[t].sqrt() * x0) / (1 - alpha[t]).sqrt()
+            eps_theta = model(chain[t], torch.full((n,), t))
+            l_terms += gamma[t] * ((eps_theta - eps_t) ** 2).sum(1)
+        a_T = alpha[-1]
+        kl_prior = 0.5 * (a_T * (x0**2).sum(1) + d * (1 - a_T) - d - d * torch.log(1 - a_T))
+        c_terms = kl_prior + 0.5 * d * torch.log(2 * math.pi * sigma[1] ** 2)
+        diff = j_terms - l_terms - c_terms
+        se = diff.std() / math.sqrt(n)
+        assert diff.mean().abs() < 4 * se, (eta, diff.mean().item(), se.item())
+
+
+def test_l_simple_is_the_unweighted_eps_regression():
+    schedule = linear_schedule()
+    model = eight_gaussians(schedule)
+    x0 = model.sample(512, generator=torch.Generator().manual_seed(3))
+    loss = l_simple(model, x0, schedule, torch.Generator().manual_seed(4))
+    g = torch.Generator().manual_seed(4)
+    t = torch.randint(1, 1001, (512,), generator=g)
+    noise = torch.randn(512, 2, generator=g, dtype=F64)
+    manual = ((model(q_sample(x0, schedule.alpha[t], noise), t) - noise) ** 2).mean()
+    assert torch.allclose(loss, manual, atol=1e-14)
+    zero = l_simple(lambda x, t: torch.zeros_like(x), x0, schedule, torch.Generator().manual_seed(4))
+    assert loss < 0.6 * zero  # the exact E[eps | x_t] beats predicting 0 (whose loss is E|eps|^2 / d = 1)
