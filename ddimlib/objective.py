@@ -110,5 +110,6 @@ def l_simple(eps_model: EpsModel, x0: torch.Tensor, schedule: Schedule, generato
     require_floating("x0", x0)
     t = torch.randint(1, schedule.T + 1, (x0.shape[0],), generator=generator, device=x0.device)
     noise = torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device=x0.device)
-    x_t = q_sample(x0, schedule.alpha.to(x0.device)[t], noise)
+    alpha_t = schedule.alpha[t.cpu()].to(device=x0.device, dtype=x0.dtype)  # float64 table, cast where used
+    x_t = q_sample(x0, alpha_t, noise)
     return ((eps_model(x_t, t) - noise) ** 2).mean()

@@ -1,0 +1,95 @@
+"""Offline metrics: FD (with a stable matrix square root), KID, sliced W2, memorization, the feature network."""
+
+import math
+
+import pytest
+import torch
+
+from ddimlib.data import load_digits
+from ddimlib.metrics import (
+    classifier_features,
+    digits_floor,
+    frechet_distance,
+    kernel_inception_distance,
+    load_classifier,
+    memorization_fraction,
+    sliced_wasserstein,
+    sqrtm_psd,
+)
+
+F64 = torch.float64
+
+
+def random_spd(d, generator):
+    a = torch.randn(d, d, generator=generator, dtype=F64)
+    return a @ a.T / d + 0.1 * torch.eye(d, dtype=F64)
+
+
+def test_sqrt_of_spd_matrices_against_a_float64_reference():
+    """tr((S1^1/2 S2 S1^1/2)^1/2) = tr((S1 S2)^1/2) = sum of square roots of the eigenvalues of S1 S2."""
+    g = torch.Generator().manual_seed(0)
+    for d in [2, 10, 64]:
+        s1, s2 = random_spd(d, g), random_spd(d, g)
+        root = sqrtm_psd(s1)
+        assert torch.allclose(root @ root, s1, atol=1e-10)
+        reference = torch.linalg.eigvals(s1 @ s2).real.clamp(min=0).sqrt().sum()
+        assert torch.allclose(sqrtm_psd(root @ s2 @ root).trace(), reference, rtol=1e-9)
+
+
+def test_fd_of_a_set_with_itself_is_zero_and_a_shift_adds_its_squared_norm():
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(500, 16, generator=g, dtype=F64) @ random_spd(16, g)
+    assert abs(frechet_distance(x, x)) < 1e-8
+    shift = torch.randn(16, generator=g, dtype=F64)
+    assert math.isclose(frechet_distance(x, x + shift), float((shift**2).sum()), rel_tol=1e-8)
+
+
+def test_fd_and_kid_grow_with_noise_and_pure_noise_is_far_above_the_floor():
+    classifier = load_classifier()
+    train, test = load_digits("train"), load_digits("test")
+    reference = classifier_features(test.images, classifier)
+    g = torch.Generator().manual_seed(2)
+    images = train.images[:500]
+    fds, kids = [], []
+    for level in [0.0, 0.2, 0.4, 0.8]:
+        noisy = images + level * torch.randn(images.shape, generator=g)
+        features = classifier_features(noisy, classifier)
+        fds.append(frechet_distance(features, reference))
+        kids.append(kernel_inception_distance(features, reference))
+    assert all(b > a for a, b in zip(fds, fds[1:])), fds
+    assert all(b > a for a, b in zip(kids, kids[1:])), kids
+    floor = digits_floor(500, classifier=classifier)["fd"]
+    noise = classifier_features(torch.rand(500, 1, 8, 8, generator=g) * 2 - 1, classifier)
+    assert frechet_distance(noise, reference) > 20 * floor
+
+
+def test_kid_is_unbiased_at_zero_and_positive_for_a_shift():
+    g = torch.Generator().manual_seed(3)
+    same = [kernel_inception_distance(torch.randn(200, 8, generator=g, dtype=F64), torch.randn(100, 8, generator=g, dtype=F64)) for _ in range(40)]
+    mean, se = torch.tensor(same).mean(), torch.tensor(same).std() / math.sqrt(40)
+    assert abs(mean) < 4 * se
+    shifted = kernel_inception_distance(torch.randn(200, 8, generator=g, dtype=F64), torch.randn(100, 8, generator=g, dtype=F64) + 1)
+    assert shifted > 10 * torch.tensor(same).std()
+
+
+def test_sliced_wasserstein_in_closed_form_cases():
+    g = torch.Generator().manual_seed(4)
+    x = torch.randn(2000, 2, generator=g, dtype=F64)
+    assert sliced_wasserstein(x, x) == 0.0
+    # a shift by c moves each projection by c.u, so SW2 = |c| sqrt(E[(u.e)^2]) = |c| / sqrt(2) in 2-D
+    assert math.isclose(sliced_wasserstein(x, x + torch.tensor([3.0, 0.0], dtype=F64), projections=4096), 3 / math.sqrt(2), rel_tol=0.03)
+    with pytest.raises(ValueError, match="same shape"):
+        sliced_wasserstein(x, x[:10])
+
+
+def test_memorization_fraction_flags_copies_and_not_fresh_data():
+    train, test = load_digits("train"), load_digits("test")
+    assert memorization_fraction(train.images[:200], train.images, test.images) == 1.0
+    assert abs(memorization_fraction(test.images, train.images, test.images) - 0.1) < 0.01
+
+
+def test_shipped_classifier_is_accurate_on_held_out_digits():
+    test = load_digits("test")
+    with torch.no_grad():
+        accuracy = (load_classifier()(test.images).argmax(1) == test.labels).float().mean().item()
+    assert accuracy >= 0.97
