@@ -1,0 +1,261 @@
+"""Training a noise predictor with L_simple, and checkpoints that are safe to write and to load.
+
+- Objective: DDPM's L_simple (L_gamma with gamma = 1, t uniform on 1..T), which by Theorem 1 of
+  Song, Meng & Ermon, "Denoising Diffusion Implicit Models", ICLR 2021, arXiv:2010.02502 trains a
+  model for every sampler of notebooks 04-05 at once (see notebooks/02_unified_objective.ipynb).
+- AdamW, gradient clipping, EMA weights (torch.optim.swa_utils.AveragedModel with PyTorch's EMA
+  averaging function), a budget in steps and/or minutes, a tqdm bar with loss and steps/s.
+- Device: CUDA, then Apple MPS, then CPU, unless given; bf16 autocast on CUDA.
+- Checkpoints hold model, EMA, optimizer, step, RNG state, loss history and the config. They are
+  written atomically (temporary file, fsync, os.replace): a kill at any moment leaves the previous
+  checkpoint readable. They are loaded with torch.load(weights_only=True), which refuses any pickle
+  that would run code. Resuming on the CPU is bit-exact.
+
+Taught in notebooks/03_training.ipynb; driven from the shell by `python -m ddimlib.train`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from tqdm.auto import tqdm
+
+from ddimlib._validate import require_choice, require_int
+from ddimlib.models import MODEL_KINDS, build_model
+from ddimlib.objective import l_simple
+from ddimlib.schedules import Schedule, linear_schedule
+
+CHECKPOINT_FORMAT = "ddimlib-checkpoint-v1"
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run; stored in every checkpoint."""
+
+    dataset: str = "digits"  # data set name (see ddimlib.train.DATASETS)
+    model: str = "unet"  # "unet" or "mlp"
+    model_config: dict = field(default_factory=dict)  # fields of UNetConfig / MLPConfig
+    T: int = 1000  # diffusion steps of the linear beta schedule (1e-4 .. 0.02)
+    batch_size: int = 128
+    lr: float = 2e-3  # AdamW learning rate (constant after warm-up)
+    warmup_steps: int = 200  # linear learning-rate warm-up
+    weight_decay: float = 0.0
+    ema_decay: float = 0.999  # EMA of the weights, used for sampling
+    grad_clip: float = 1.0  # max gradient norm
+    seed: int = 0  # seeds the model's initialisation and dropout (global RNG), batches, t and noise (own generator)
+
+    def schedule(self) -> Schedule:
+        return linear_schedule(self.T)
+
+
+def pick_device(device: str | None = None) -> torch.device:
+    """The given device, else CUDA, then Apple MPS, then CPU."""
+    if device is not None:
+        return torch.device(device)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+class Trainer:
+    """Holds the model, its EMA, the optimizer and the RNG of one run; `train` advances it.
+
+    data: the training set, (N, ...) float tensor, moved to the device once.
+    """
+
+    def __init__(self, config: TrainConfig, data: torch.Tensor, device: str | torch.device | None = None):
+        require_choice("model", config.model, MODEL_KINDS)
+        self.config = config
+        self.device = pick_device(device) if not isinstance(device, torch.device) else device
+        torch.manual_seed(config.seed)  # the model's initial weights
+        self.model = build_model(config.model, config.model_config).to(self.device)
+        self.ema = AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay))
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        self.generator = torch.Generator(device=self.device).manual_seed(config.seed)
+        self.data = data.to(self.device, torch.float32)
+        self.schedule = config.schedule()
+        self.step = 0
+        self.losses: list[float] = []
+        self.runs: list[dict] = []  # one entry per train() call: steps taken and wall seconds
+
+    def _train_step(self) -> float:
+        config = self.config
+        index = torch.randint(0, len(self.data), (config.batch_size,), generator=self.generator, device=self.device)
+        x0 = self.data[index]
+        for group in self.optimizer.param_groups:
+            group["lr"] = config.lr * min(1.0, (self.step + 1) / max(1, config.warmup_steps))
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
+            loss = l_simple(self.model, x0, self.schedule, self.generator)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), config.grad_clip)
+        self.optimizer.step()
+        self.ema.update_parameters(self.model)
+        self.step += 1
+        return loss.item()
+
+    def train(self, steps: int | None = None, minutes: float | None = None, progress: bool = True) -> list[float]:
+        """Train for `steps` more steps and/or `minutes` of wall time, whichever ends first.
+
+        Returns the losses of the steps taken (also appended to self.losses).
+        """
+        if steps is None and minutes is None:
+            raise ValueError("give a budget: steps (an integer >= 1) or minutes (> 0), or both; got neither")
+        if steps is not None:
+            steps = require_int("steps", steps, 1)
+        if minutes is not None and not minutes > 0:
+            raise ValueError(f"minutes must be > 0, got {minutes}")
+        self.model.train()
+        started = time.monotonic()
+        deadline = started + 60 * minutes if minutes is not None else float("inf")
+        taken: list[float] = []
+        bar = tqdm(total=steps, desc=f"train {self.config.dataset}", disable=not progress, unit="step", mininterval=1.0)
+        smoothed = None
+        while (steps is None or len(taken) < steps) and time.monotonic() < deadline:
+            loss = self._train_step()
+            taken.append(loss)
+            smoothed = loss if smoothed is None else 0.98 * smoothed + 0.02 * loss
+            bar.update(1)
+            if len(taken) % 25 == 0:
+                bar.set_postfix(loss=f"{smoothed:.4f}", step=self.step)
+        bar.close()
+        self.losses.extend(taken)
+        self.runs.append({"steps": len(taken), "wall_seconds": round(time.monotonic() - started, 1)})
+        return taken
+
+    def eps_model(self, ema: bool = True) -> torch.nn.Module:
+        """The trained noise predictor in eval mode (the EMA weights by default)."""
+        model = self.ema.module if ema else self.model
+        return model.eval()
+
+    # ------------------------------------------------------------ checkpoints
+
+    def state(self) -> dict:
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "kind": "training",
+            "config": asdict(self.config),
+            "model": self.model.state_dict(),
+            "ema": self.ema.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "step": self.step,
+            "generator": self.generator.get_state(),
+            "cpu_rng": torch.get_rng_state(),  # dropout draws from the global generators
+            "cuda_rng": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [],
+            "losses": torch.tensor(self.losses, dtype=torch.float64),
+            "runs": self.runs,
+        }
+
+    def save(self, path: str | Path) -> Path:
+        """Write the full training state atomically to `path`."""
+        return save_atomic(self.state(), path)
+
+    @classmethod
+    def resume(cls, path: str | Path, data: torch.Tensor, device: str | torch.device | None = None) -> "Trainer":
+        """A Trainer restored from a training checkpoint, ready to continue exactly where it stopped."""
+        state = load_checkpoint(path, map_location="cpu")
+        if state["kind"] != "training":
+            raise ValueError(f"{path} is an inference export (EMA weights only) and cannot be resumed; use load_model")
+        trainer = cls(TrainConfig(**state["config"]), data, device)
+        _load_weights(trainer.model, state["model"], path)
+        trainer.ema.load_state_dict(state["ema"])
+        trainer.optimizer.load_state_dict(state["optimizer"])
+        trainer.step = int(state["step"])
+        trainer.generator.set_state(state["generator"])
+        torch.set_rng_state(state["cpu_rng"])
+        if trainer.device.type == "cuda" and state["cuda_rng"]:
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
+        trainer.losses = state["losses"].tolist()
+        trainer.runs = list(state.get("runs", []))
+        return trainer
+
+    def export(self, path: str | Path, metadata: dict | None = None) -> Path:
+        """Write only what sampling needs (config and EMA weights, float32) atomically: the shipped format."""
+        state = {
+            "format": CHECKPOINT_FORMAT,
+            "kind": "inference",
+            "config": asdict(self.config),
+            "model": {k: v.float() for k, v in self.ema.module.state_dict().items()},
+            "step": self.step,
+            "metadata": json.loads(json.dumps(metadata or {})),  # plain containers only, loadable with weights_only
+        }
+        return save_atomic(state, path)
+
+
+def save_atomic(state: dict, path: str | Path) -> Path:
+    """torch.save to a temporary file in the same folder, fsync, then os.replace onto `path`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)  # mkstemp makes 0600 files; give the usual permissions
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+        raise
+    return path
+
+
+def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
+    """Load a ddimlib checkpoint with torch.load(weights_only=True); never runs pickled code.
+
+    Raises FileNotFoundError if missing, ValueError if the file is truncated, not a checkpoint, or
+    holds anything but tensors and plain containers (a pickle that would execute code).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise ValueError(
+            f"refusing to load {path}: it holds objects that only a full unpickle could build "
+            f"(which can execute code); ddimlib checkpoints hold tensors and plain containers only ({error})"
+        ) from error
+    except (RuntimeError, EOFError, OSError) as error:
+        raise ValueError(f"{path} is truncated or not a ddimlib checkpoint ({error})") from error
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{path} is not a ddimlib checkpoint (expected format {CHECKPOINT_FORMAT!r})")
+    return state
+
+
+def _load_weights(model: torch.nn.Module, weights: dict, path) -> None:
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as error:
+        raise ValueError(f"{path} holds weights of another architecture than its config builds: {str(error)[:300]}") from error
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu", expect_model: str | None = None):
+    """The EMA noise predictor of a checkpoint (training or inference), in eval mode, and its TrainConfig.
+
+    expect_model: if given ("unet" or "mlp"), a checkpoint of another kind is refused with a clear error.
+    """
+    state = load_checkpoint(path, map_location="cpu")
+    config = TrainConfig(**state["config"])
+    if expect_model is not None and config.model != expect_model:
+        raise ValueError(f"{path} holds a {config.model!r} model, expected {expect_model!r}")
+    model = build_model(config.model, config.model_config)
+    if state["kind"] == "training":
+        weights = {k.removeprefix("module."): v for k, v in state["ema"].items() if k.startswith("module.")}
+    else:
+        weights = state["model"]
+    _load_weights(model, weights, path)
+    return model.to(device).eval(), config

@@ -1,0 +1,155 @@
+"""Training with L_simple, atomic and safe checkpoints, exact resume, and the command line."""
+
+import json
+import os
+
+import pytest
+import torch
+
+from ddimlib import train as train_cli
+from ddimlib.data import toy_2d
+from ddimlib.training import Trainer, TrainConfig, load_checkpoint, load_model, save_atomic
+
+SMALL = dict(dataset="two_moons", model="mlp", model_config={"data_dim": 2, "hidden": 32, "depth": 2}, batch_size=64, warmup_steps=10)
+
+
+@pytest.fixture(scope="module")
+def moons():
+    return toy_2d("two_moons", 2000, seed=0)
+
+
+def new_trainer(moons, **overrides):
+    return Trainer(TrainConfig(**(SMALL | overrides)), moons, device="cpu")
+
+
+def test_loss_falls_on_a_2d_set(moons):
+    trainer = new_trainer(moons)
+    losses = torch.tensor(trainer.train(steps=400, progress=False))
+    assert losses[-100:].mean() < 0.6 * losses[:20].mean()
+
+
+def test_resume_is_bit_exact_on_cpu(moons, tmp_path):
+    straight = new_trainer(moons)
+    straight.train(steps=40, progress=False)
+    first = new_trainer(moons)
+    first.train(steps=20, progress=False)
+    first.save(tmp_path / "half.state")
+    resumed = Trainer.resume(tmp_path / "half.state", moons, device="cpu")
+    resumed.train(steps=20, progress=False)
+    assert resumed.step == straight.step == 40
+    for a, b in zip(straight.model.state_dict().values(), resumed.model.state_dict().values()):
+        assert torch.equal(a, b)
+    for a, b in zip(straight.ema.state_dict().values(), resumed.ema.state_dict().values()):
+        assert torch.equal(a, b)
+    assert straight.losses == resumed.losses
+
+
+def test_resume_is_bit_exact_with_dropout(tmp_path):
+    """Dropout draws from the global RNG, which the checkpoint must carry too."""
+    images = torch.rand(64, 1, 8, 8) * 2 - 1
+    config = dict(dataset="digits", model="unet", model_config={"base": 8, "mults": [1, 2], "dropout": 0.3, "time_dim": 16}, batch_size=8)
+    straight = Trainer(TrainConfig(**config), images, device="cpu")
+    straight.train(steps=6, progress=False)
+    first = Trainer(TrainConfig(**config), images, device="cpu")
+    first.train(steps=3, progress=False)
+    first.save(tmp_path / "half.state")
+    torch.manual_seed(12345)  # whatever happens to the global RNG in between
+    resumed = Trainer.resume(tmp_path / "half.state", images, device="cpu")
+    resumed.train(steps=3, progress=False)
+    for a, b in zip(straight.model.state_dict().values(), resumed.model.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_a_crash_while_saving_leaves_the_last_checkpoint_intact(moons, tmp_path, monkeypatch):
+    trainer = new_trainer(moons)
+    trainer.train(steps=5, progress=False)
+    path = trainer.save(tmp_path / "run.state")
+    before = path.read_bytes()
+    trainer.train(steps=5, progress=False)
+
+    def dies_halfway(state, f):
+        f.write(b"\x80\x02partial")
+        raise KeyboardInterrupt("killed while writing")
+
+    monkeypatch.setattr(torch, "save", dies_halfway)
+    with pytest.raises(KeyboardInterrupt):
+        trainer.save(path)
+    assert path.read_bytes() == before and load_checkpoint(path)["step"] == 5
+    assert os.listdir(tmp_path) == ["run.state"]  # no temporary file left behind
+
+
+class Payload:
+    """An object whose unpickling would run code (it touches a file)."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (exec, (f"open({str(self.marker)!r}, 'w').close()",))
+
+
+def test_a_checkpoint_that_would_execute_code_is_refused(tmp_path):
+    marker = tmp_path / "code_ran"
+    path = tmp_path / "evil.pt"
+    torch.save({"format": "ddimlib-checkpoint-v1", "config": Payload(marker)}, path)
+    with pytest.raises(ValueError, match="refusing to load .*evil.pt"):
+        load_checkpoint(path)
+    assert not marker.exists()
+
+
+def test_truncated_foreign_and_mismatched_checkpoints_give_clear_errors(moons, tmp_path):
+    trainer = new_trainer(moons)
+    path = trainer.export(tmp_path / "model.pt")
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(path.read_bytes()[:300])
+    with pytest.raises(ValueError, match="truncated or not a ddimlib checkpoint"):
+        load_checkpoint(truncated)
+    foreign = save_atomic({"weights": torch.zeros(3)}, tmp_path / "foreign.pt")
+    with pytest.raises(ValueError, match="is not a ddimlib checkpoint"):
+        load_checkpoint(foreign)
+    with pytest.raises(ValueError, match="holds a 'mlp' model, expected 'unet'"):
+        load_model(path, expect_model="unet")
+    state = load_checkpoint(path)
+    state["config"]["model_config"]["hidden"] = 64  # the config no longer matches the weights
+    save_atomic(state, tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="weights of another architecture"):
+        load_model(tmp_path / "other.pt")
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_checkpoint(tmp_path / "missing.pt")
+    with pytest.raises(ValueError, match="inference export .* cannot be resumed"):
+        Trainer.resume(path, moons)
+
+
+def test_exported_model_predicts_like_the_trainers_ema(moons, tmp_path):
+    trainer = new_trainer(moons)
+    trainer.train(steps=30, progress=False)
+    model, config = load_model(trainer.export(tmp_path / "m.pt"))
+    x, t = torch.randn(7, 2), torch.randint(1, 1001, (7,))
+    with torch.no_grad():
+        assert torch.equal(model(x, t), trainer.eps_model()(x, t))
+    assert config.dataset == "two_moons"
+    model_from_state, _ = load_model(trainer.save(tmp_path / "m.state"))
+    with torch.no_grad():
+        assert torch.equal(model_from_state(x, t), model(x, t))
+
+
+def test_a_budget_is_required(moons):
+    with pytest.raises(ValueError, match="give a budget"):
+        new_trainer(moons).train()
+    with pytest.raises(ValueError, match="steps must be an integer in >= 1, got 0"):
+        new_trainer(moons).train(steps=0)
+
+
+def test_command_line_trains_writes_the_sidecar_and_resumes(tmp_path, capsys):
+    out = tmp_path / "moons.pt"
+    assert train_cli.main(["--dataset", "two_moons", "--steps", "30", "--out", str(out), "--eval-samples", "200"]) == 0
+    sidecar = json.loads(out.with_suffix(".json").read_text())
+    assert sidecar["steps"] == 30 and sidecar["metric"]["samples"] == 200
+    assert sidecar["metric"]["sliced_w2"] > 0 and sidecar["metric"]["floor_sliced_w2"] > 0
+    assert {"command", "seed", "wall_seconds", "hardware", "runs", "final_loss_mean_of_last_200_steps"} <= set(sidecar)
+    assert str(out) in capsys.readouterr().out
+    model, config = load_model(out, expect_model="mlp")  # the export, metadata included, loads with weights_only=True
+    assert config.dataset == "two_moons" and model(torch.zeros(3, 2), torch.tensor([1, 2, 3])).shape == (3, 2)
+    train_cli.main(["--dataset", "two_moons", "--steps", "10", "--out", str(out), "--resume", str(out) + ".state", "--eval-samples", "200"])
+    resumed = json.loads(out.with_suffix(".json").read_text())
+    assert resumed["steps"] == 40 and [run["steps"] for run in resumed["runs"]] == [30, 10]
