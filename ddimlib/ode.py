@@ -22,7 +22,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ddimlib._validate import require_floating, require_in_range, require_same_kind, require_same_shape
-from ddimlib.forward import expand_to
+from ddimlib.forward import expand_to, predict_x0
 from ddimlib.sampling import EpsModel, _check_model, call_model, check_x_T
 from ddimlib.schedules import Schedule, resolve_tau
 
@@ -118,6 +118,53 @@ def decode(
     return from_x_bar(x_bar, schedule.alpha[0])
 
 
+@torch.no_grad()
+def dpm_solver_2m(
+    eps_model: EpsModel,
+    schedule: Schedule,
+    x_T: torch.Tensor,
+    steps: int | None,
+    tau: str | Sequence[int] | torch.Tensor = "linear",
+    progress: bool = False,
+) -> torch.Tensor:
+    """Decode x_T with DPM-Solver++(2M), a second-order multistep solver of the same ODE (one network call per grid time).
+
+    Reference: Lu, Zhou, Bao, Chen, Li & Zhu, "DPM-Solver++: Fast Solver for Guided Sampling of Diffusion
+    Probabilistic Models", arXiv:2211.01095, Algorithm 2. In DDIM's notation, with a_t = sqrt(alpha_t),
+    s_t = sqrt(1 - alpha_t), lambda_t = log(a_t / s_t) and h_i = lambda(tau_{i-1}) - lambda(tau_i) > 0:
+
+        x_{tau_{i-1}} = (s_{tau_{i-1}} / s_{tau_i}) x_{tau_i} + a_{tau_{i-1}} (1 - e^{-h_i}) D_i,
+        D_i = (1 + 1 / (2 r_i)) x0_pred(tau_i) - 1 / (2 r_i) x0_pred(tau_{i+1}),  r_i = h_{i+1} / h_i,
+
+    a linear extrapolation in lambda of the "predicted x0" from the last two grid times. With D_i =
+    x0_pred(tau_i) (the first step, and the last step to t = 0, where lambda is infinite) the update is
+    exactly DDIM's eta = 0 step. The network is evaluated only at the grid times tau_i, where a
+    discrete-time model was trained. x_T: (B, ...). Returns x_0.
+    Taught in notebooks/05_ode_and_encoding.ipynb.
+    """
+    _check_model(eps_model)
+    x = check_x_T(x_T)
+    grid = _grid(schedule, steps, tau)[::-1]
+    alpha = schedule.alpha.to(x.device)
+    x0_before, h_before = None, None
+    for t, t_next in tqdm(list(zip(grid[:-1], grid[1:])), desc="DPM-Solver++(2M)", disable=not progress, leave=False):
+        eps = call_model(eps_model, x, t, where=f"in the step {t} -> {t_next}")
+        x0_pred = predict_x0(x, eps, alpha[t])
+        if t_next == 0:  # lambda_0 is infinite: the last step returns the predicted x0, as DDIM does
+            x = x0_pred
+            break
+        a, s, a_next, s_next = alpha[t].sqrt(), (1 - alpha[t]).sqrt(), alpha[t_next].sqrt(), (1 - alpha[t_next]).sqrt()
+        h = torch.log(a_next / s_next) - torch.log(a / s)
+        if x0_before is None:
+            direction = x0_pred
+        else:
+            r = h_before / h
+            direction = (1 + 1 / (2 * r)).to(x.dtype) * x0_pred - (1 / (2 * r)).to(x.dtype) * x0_before
+        x = (s_next / s).to(x.dtype) * x + (a_next * (1 - torch.exp(-h))).to(x.dtype) * direction
+        x0_before, h_before = x0_pred, h
+    return x
+
+
 def slerp(z0: torch.Tensor, z1: torch.Tensor, lam) -> torch.Tensor:
     """Spherical linear interpolation between latents, as DDIM Section 5.3 uses.
 
@@ -143,3 +190,14 @@ def slerp(z0: torch.Tensor, z1: torch.Tensor, lam) -> torch.Tensor:
     w0 = torch.where(parallel, 1 - lam, ((1 - lam) * theta).sin() / safe_sin)
     w1 = torch.where(parallel, torch.full_like(theta, lam), (lam * theta).sin() / safe_sin)
     return expand_to(w0, z0) * z0 + expand_to(w1, z1) * z1
+
+
+def observed_order(steps, errors) -> float:
+    """The observed order p of a solver whose error behaves like C / S^p: minus the least-squares slope of
+    log(error) against log(S), for S = number of steps (or network evaluations)."""
+    log_s = torch.log(torch.as_tensor(steps, dtype=torch.float64))
+    log_e = torch.log(torch.as_tensor(errors, dtype=torch.float64))
+    if log_s.shape != log_e.shape or log_s.numel() < 2:
+        raise ValueError(f"steps and errors must be equally long sequences of at least 2 values, got {len(steps)} and {len(errors)}")
+    centred = log_s - log_s.mean()
+    return float(-(centred * (log_e - log_e.mean())).sum() / (centred**2).sum())

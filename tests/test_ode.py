@@ -4,8 +4,8 @@ import math
 
 import torch
 
-from ddimlib.ode import decode, encode, euler_step, from_x_bar, ode_sigma, slerp, to_x_bar
-from ddimlib.oracle import eight_gaussians
+from ddimlib.ode import decode, dpm_solver_2m, encode, euler_step, from_x_bar, observed_order, ode_sigma, slerp, to_x_bar
+from ddimlib.oracle import GaussianMixtureEps, eight_gaussians
 from ddimlib.sampling import ddim_step, sample
 from ddimlib.schedules import linear_schedule
 
@@ -100,3 +100,28 @@ def test_encode_evaluates_the_model_at_t_1_then_at_each_steps_start():
 
     encode(recording_model, SCHEDULE, torch.zeros(2, 3, dtype=F64), 4)
     assert seen == [1, 250, 500, 750]
+
+
+def test_dpm_solver_2m_with_two_steps_is_ddim():
+    """Its first step and its last step (to t = 0) are DDIM's eta = 0 step, so with S = 2 it is DDIM."""
+    model = eight_gaussians(SCHEDULE)
+    x_T = torch.randn(32, 2, generator=torch.Generator().manual_seed(5), dtype=F64)
+    assert (dpm_solver_2m(model, SCHEDULE, x_T, 2) - decode(model, SCHEDULE, x_T, 2)).abs().max() <= 1e-12
+
+
+def test_observed_orders_one_for_ddim_and_two_for_dpm_solver_2m():
+    """Error against a fine reference (DPM-Solver++(2M), S = 1000) on the oracle, over NFE = S in {25, 50, 100}."""
+    model = GaussianMixtureEps(torch.tensor([[-1.0, 0.5], [1.0, -0.5]], dtype=F64), torch.tensor([0.5, 0.5], dtype=F64),
+                               torch.tensor([0.5, 0.5], dtype=F64), SCHEDULE)
+    x_T = torch.randn(256, 2, generator=torch.Generator().manual_seed(6), dtype=F64)
+    reference = dpm_solver_2m(model, SCHEDULE, x_T, 1000)
+    steps = [25, 50, 100]
+    error = lambda x0: (x0 - reference).norm(dim=1).mean().item()
+    ddim_order = observed_order(steps, [error(decode(model, SCHEDULE, x_T, s)) for s in steps])
+    dpm_order = observed_order(steps, [error(dpm_solver_2m(model, SCHEDULE, x_T, s)) for s in steps])
+    assert 0.8 < ddim_order < 1.3, ddim_order
+    assert 1.7 < dpm_order < 2.6, dpm_order
+
+
+def test_observed_order_reads_the_exponent():
+    assert abs(observed_order([10, 20, 40], [3 / 10**1.5, 3 / 20**1.5, 3 / 40**1.5]) - 1.5) < 1e-12
