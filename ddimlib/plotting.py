@@ -13,7 +13,7 @@ def image_grid(images: torch.Tensor, nrow: int | None = None, pad: int = 1) -> t
     N, C, H, W = images.shape
     nrow = nrow or math.ceil(math.sqrt(N))
     rows = math.ceil(N / nrow)
-    grid = torch.ones(rows * (H + pad) - pad, nrow * (W + pad) - pad)
+    grid = torch.zeros(rows * (H + pad) - pad, nrow * (W + pad) - pad)  # 0: background (white in gray_r)
     for k in range(N):
         r, c = divmod(k, nrow)
         grid[r * (H + pad) : r * (H + pad) + H, c * (W + pad) : c * (W + pad) + W] = (images[k, 0] + 1) / 2
