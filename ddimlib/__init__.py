@@ -7,6 +7,9 @@ Modules, in the order the paper introduces them:
 - sampling:  the generative process, DDIM Eq. 12 for any eta, sigma-hat, and DDPM's sampler (Section 4).
 - ode:       DDIM as Euler's method on an ODE, encoding and decoding, slerp (Sections 4.3, 5.3, 5.4).
 - oracle:    exact noise predictors for Gaussian mixtures and finite data sets (no training needed).
+- objective: J_sigma = L_gamma + C with the exact weights, and L_simple (Section 3.2).
+- data, models, training, train, metrics, plotting: the small data sets, the noise predictors, training
+  with safe checkpoints (`python -m ddimlib.train`), offline quality metrics, and figure helpers.
 """
 
 __version__ = "0.1.0"

@@ -8,7 +8,7 @@ Algorithm 2 with sigma_t^2 = beta-tilde_t.
 The model interface everywhere: eps_model(x_t, t) -> eps_pred of x_t's shape, where t is a (B,)
 int64 tensor of the paper's timesteps 1..T.
 
-Taught in notebooks/04_step_sweep.ipynb.
+Used throughout notebooks 03 and 05; the step sweep of notebooks/04_step_sweep.ipynb (not yet written) will teach it.
 """
 
 from __future__ import annotations
