@@ -69,6 +69,17 @@ def _check_sigma(sigma_t, alpha_prev) -> None:
         )
 
 
+def _step_coefficients(name: str, x: torch.Tensor, x0: torch.Tensor, alpha_t, alpha_prev, sigma_t):
+    """Check the arguments of one step between t-1 and t; return (alpha_t, alpha_prev, sigma_t) broadcast to x."""
+    require_floating(name, x)
+    require_floating("x0", x0)
+    require_same_kind("x0", x0, name, x)
+    require_alpha("alpha_t", alpha_t)
+    require_alpha("alpha_prev", alpha_prev)
+    _check_sigma(sigma_t, alpha_prev)
+    return tuple(expand_to(c, x) for c in (alpha_t, alpha_prev, sigma_t))
+
+
 def q_posterior_mean_std(x_t: torch.Tensor, x0: torch.Tensor, alpha_t, alpha_prev, sigma_t):
     """q_sigma(x_{t-1} | x_t, x0) of DDIM Eq. 7, returned as (mean, std).
 
@@ -77,13 +88,7 @@ def q_posterior_mean_std(x_t: torch.Tensor, x0: torch.Tensor, alpha_t, alpha_pre
 
     x_t, x0: (B, ...). Returns mean of shape (B, ...) and std broadcastable to it.
     """
-    require_floating("x_t", x_t)
-    require_floating("x0", x0)
-    require_same_kind("x0", x0, "x_t", x_t)
-    require_alpha("alpha_t", alpha_t)
-    require_alpha("alpha_prev", alpha_prev)
-    _check_sigma(sigma_t, alpha_prev)
-    alpha_t, alpha_prev, sigma_t = (expand_to(c, x_t) for c in (alpha_t, alpha_prev, sigma_t))
+    alpha_t, alpha_prev, sigma_t = _step_coefficients("x_t", x_t, x0, alpha_t, alpha_prev, sigma_t)
     eps = (x_t - alpha_t.sqrt() * x0) / (1 - alpha_t).sqrt()
     direction = (1 - alpha_prev - sigma_t**2).clamp(min=0).sqrt() * eps
     return alpha_prev.sqrt() * x0 + direction, sigma_t
@@ -103,13 +108,7 @@ def q_forward_mean_std(x_prev: torch.Tensor, x0: torch.Tensor, alpha_t, alpha_pr
     q(x_1 | x0). At eta = 1 it is DDPM's N(sqrt(alpha_t / alpha_{t-1}) x_{t-1}, (1 - alpha_t / alpha_{t-1}) I),
     free of x0; at sigma_t = 0 the std is 0 and x_t is a deterministic function of x_{t-1} and x0.
     """
-    require_floating("x_prev", x_prev)
-    require_floating("x0", x0)
-    require_same_kind("x0", x0, "x_prev", x_prev)
-    require_alpha("alpha_t", alpha_t)
-    require_alpha("alpha_prev", alpha_prev)
-    _check_sigma(sigma_t, alpha_prev)
-    alpha_t, alpha_prev, sigma_t = (expand_to(c, x_prev) for c in (alpha_t, alpha_prev, sigma_t))
+    alpha_t, alpha_prev, sigma_t = _step_coefficients("x_prev", x_prev, x0, alpha_t, alpha_prev, sigma_t)
     var_prev = 1 - alpha_prev  # Var(u_{t-1}); 0 only at t = 1
     at_first_step = var_prev == 0
     safe_var_prev = torch.where(at_first_step, torch.ones_like(var_prev), var_prev)

@@ -62,6 +62,21 @@ def _grid(schedule: Schedule, steps, tau) -> list[int]:
     return [0] + resolve_tau(tau, steps, schedule.T).tolist()
 
 
+def _integrate(eps_model: EpsModel, schedule: Schedule, x: torch.Tensor, grid: list[int], desc: str, progress: bool) -> torch.Tensor:
+    """Euler steps of Eq. 14 along `grid` (increasing: encode; decreasing: decode), from x at grid[0] to grid[-1].
+
+    Each step evaluates the model at its start time, except that a start at t = 0 (only encode's
+    first step) is evaluated at t = 1 (see encode).
+    """
+    _check_model(eps_model)
+    x = check_x_T(x)
+    alpha = schedule.alpha.to(x.device)
+    x_bar = to_x_bar(x, alpha[grid[0]])
+    for t, t_next in tqdm(list(zip(grid[:-1], grid[1:])), desc=desc, disable=not progress, leave=False):
+        x_bar, _ = euler_step(eps_model, x_bar, schedule, t, t_next, t_model=max(t, 1))
+    return from_x_bar(x_bar, alpha[grid[-1]])
+
+
 @torch.no_grad()
 def encode(
     eps_model: EpsModel,
@@ -86,13 +101,7 @@ def encode(
     x0: (B, ...). Returns x_T of the same shape. Decoding with the same tau inverts it up to the
     discretisation error, which vanishes as S grows (DDIM Section 5.4).
     """
-    _check_model(eps_model)
-    x = check_x_T(x0)
-    grid = _grid(schedule, steps, tau)
-    x_bar = to_x_bar(x, schedule.alpha[0])
-    for t, t_next in tqdm(list(zip(grid[:-1], grid[1:])), desc="encode", disable=not progress, leave=False):
-        x_bar, _ = euler_step(eps_model, x_bar, schedule, t, t_next, t_model=max(t, 1))
-    return from_x_bar(x_bar, schedule.alpha[-1].to(x.device))
+    return _integrate(eps_model, schedule, x0, _grid(schedule, steps, tau), "encode", progress)
 
 
 @torch.no_grad()
@@ -109,13 +118,7 @@ def decode(
     Identical in exact arithmetic to sampling.sample with eta = 0 (DDIM is this Euler method).
     x_T: (B, ...). Returns x_0 of the same shape.
     """
-    _check_model(eps_model)
-    x = check_x_T(x_T)
-    grid = _grid(schedule, steps, tau)[::-1]
-    x_bar = to_x_bar(x, schedule.alpha[-1].to(x.device))
-    for t, t_next in tqdm(list(zip(grid[:-1], grid[1:])), desc="decode", disable=not progress, leave=False):
-        x_bar, _ = euler_step(eps_model, x_bar, schedule, t, t_next)
-    return from_x_bar(x_bar, schedule.alpha[0])
+    return _integrate(eps_model, schedule, x_T, _grid(schedule, steps, tau)[::-1], "decode", progress)
 
 
 @torch.no_grad()

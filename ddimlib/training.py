@@ -76,7 +76,7 @@ class Trainer:
     def __init__(self, config: TrainConfig, data: torch.Tensor, device: str | torch.device | None = None):
         require_choice("model", config.model, MODEL_KINDS)
         self.config = config
-        self.device = pick_device(device) if not isinstance(device, torch.device) else device
+        self.device = pick_device(device)
         torch.manual_seed(config.seed)  # the model's initial weights
         self.model = build_model(config.model, config.model_config).to(self.device)
         self.ema = AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay))

@@ -9,13 +9,10 @@ from ddimlib.oracle import GaussianMixtureEps, eight_gaussians
 from ddimlib.sampling import ddim_step, sample
 from ddimlib.schedules import linear_schedule
 
+from helpers import smooth_model
+
 SCHEDULE = linear_schedule()
 F64 = torch.float64
-
-
-def smooth_model(x_t, t):
-    scale = (t.to(x_t.dtype) / 1000).reshape(-1, *([1] * (x_t.ndim - 1)))
-    return torch.tanh(0.7 * x_t + scale) - 0.3 * x_t.roll(1, dims=-1) * scale
 
 
 def test_change_of_variables():

@@ -7,14 +7,10 @@ from ddimlib.oracle import eight_gaussians
 from ddimlib.sampling import ddim_step, ddpm_sample, sample, sigma_eta, sigma_hat
 from ddimlib.schedules import linear_schedule, timesteps
 
+from helpers import smooth_model
+
 SCHEDULE = linear_schedule()
 F64 = torch.float64
-
-
-def smooth_model(x_t, t):
-    """A fixed, nonlinear, t-dependent stand-in for a network (deterministic, float64-exact)."""
-    scale = (t.to(x_t.dtype) / 1000).reshape(-1, *([1] * (x_t.ndim - 1)))
-    return torch.tanh(0.7 * x_t + scale) - 0.3 * x_t.roll(1, dims=-1) * scale
 
 
 def test_sigma_eta_1_is_ddpm_posterior_std():
