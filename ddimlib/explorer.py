@@ -1,0 +1,122 @@
+"""An interactive sampler explorer: sliders for eta, S, the kind of tau and the seed, redrawing a grid
+of samples and the denoising trajectory of one of them.
+
+The computation (`explore`) and the drawing (`draw`) are plain functions, tested without a browser;
+`SamplerExplorer` only wires them to ipywidgets. Every redraw uses the same x_T for a given seed,
+so moving the eta or S slider shows how the *sampler* changes the same samples (DDIM Section 5.2).
+
+Taught in notebooks/04_step_sweep.ipynb.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ddimlib._validate import require_choice, require_in_range, require_int
+from ddimlib.plotting import show_images
+from ddimlib.sampling import EpsModel, sample
+from ddimlib.schedules import TAU_KINDS, Schedule
+
+STEP_CHOICES = (5, 10, 20, 50, 100, 200, 500, 1000)  # the S slider's stops
+TRAJECTORY_COLUMNS = 8  # steps of the trajectory shown, evenly spaced along tau
+
+
+@dataclass
+class ExplorerFrame:
+    """What one setting of the sliders produces.
+
+    samples: (n, C, H, W) x_0 for the n x_T of `seed`; tau: (S+1,) with tau[0] = 0;
+    x_shown, x0_shown: (k, C, H, W) x_{tau_i} and the predicted x0 at tau_i of sample 0, for the k
+    shown steps i = shown[j] (from x_T on the left to x_0 on the right)."""
+
+    eta: float
+    steps: int
+    tau_kind: str
+    seed: int
+    samples: torch.Tensor
+    tau: torch.Tensor
+    shown: list[int]
+    x_shown: torch.Tensor
+    x0_shown: torch.Tensor
+
+    @property
+    def title(self) -> str:
+        return f"eta = {self.eta:.2f}, S = {self.steps} ({self.tau_kind} tau), seed {self.seed}"
+
+
+def explore(
+    eps_model: EpsModel, schedule: Schedule, image_shape: tuple[int, ...], eta: float, steps: int, tau_kind: str, seed: int, n: int = 16
+) -> ExplorerFrame:
+    """Sample n images from the x_T that `seed` draws, with DDIM at `eta` on a `tau_kind` tau of
+    `steps` steps, and keep the trajectory of the first one."""
+    eta = require_in_range("eta", eta, 0.0, 1.0)
+    steps = require_int("steps", steps, 1, schedule.T)
+    tau_kind = require_choice("tau_kind", tau_kind, TAU_KINDS)
+    seed = require_int("seed", seed, 0)
+    n = require_int("n", n, 1)
+    generator = torch.Generator().manual_seed(seed)
+    x_T = torch.randn((n, *image_shape), generator=generator)
+    samples, path = sample(eps_model, schedule, x_T, steps, eta=eta, tau=tau_kind, generator=generator, progress=False, return_trajectory=True)
+    k = min(TRAJECTORY_COLUMNS, steps + 1)
+    shown = torch.linspace(steps, 0, k).round().long().unique_consecutive().tolist()  # from tau_S = T down to tau_0 = 0
+    return ExplorerFrame(
+        eta=eta,
+        steps=steps,
+        tau_kind=tau_kind,
+        seed=seed,
+        samples=samples,
+        tau=path.tau,
+        shown=shown,
+        x_shown=path.x[shown, 0],
+        x0_shown=path.x0_pred[shown, 0],
+    )
+
+
+def draw(fig, frame: ExplorerFrame) -> None:
+    """Draw a frame on a matplotlib figure (cleared first): the samples on the left, sample 0's
+    x_t (top) and predicted x0 (bottom) at the shown steps on the right."""
+    fig.clear()
+    grid = fig.add_gridspec(2, 2, width_ratios=[1, 2])
+    show_images(fig.add_subplot(grid[:, 0]), frame.samples, title="samples")
+    labels = ", ".join(str(int(frame.tau[i])) for i in frame.shown)
+    show_images(fig.add_subplot(grid[0, 1]), frame.x_shown, nrow=len(frame.shown), title=f"x_t of sample 0 at t = {labels}")
+    show_images(fig.add_subplot(grid[1, 1]), frame.x0_shown, nrow=len(frame.shown), title="predicted x0 at the same t")
+    fig.suptitle(frame.title)
+
+
+class SamplerExplorer:
+    """Sliders for eta, S, tau kind and seed; every change recomputes `explore` and redraws `draw`.
+
+    Display `.widget` in a notebook. `update()` is what a slider change calls; it returns the frame
+    it drew, so it can be driven and checked without a browser."""
+
+    def __init__(self, eps_model: EpsModel, schedule: Schedule, image_shape: tuple[int, ...], n: int = 16, figsize=(9, 3.2), dpi: int = 72):
+        import ipywidgets as widgets
+        from matplotlib.figure import Figure
+
+        self.eps_model, self.schedule, self.image_shape, self.n = eps_model, schedule, tuple(image_shape), n
+        steps = [s for s in STEP_CHOICES if s <= schedule.T]
+        self.eta = widgets.FloatSlider(value=0.0, min=0.0, max=1.0, step=0.1, description="eta", continuous_update=False)
+        self.steps = widgets.SelectionSlider(options=steps, value=20 if 20 in steps else steps[0], description="S", continuous_update=False)
+        self.tau_kind = widgets.Dropdown(options=list(TAU_KINDS), value="linear", description="tau")
+        self.seed = widgets.IntSlider(value=0, min=0, max=99, description="seed", continuous_update=False)
+        self.output = widgets.Output()
+        controls = [self.eta, self.steps, self.tau_kind, self.seed]
+        self.widget = widgets.VBox([widgets.HBox(controls[:2]), widgets.HBox(controls[2:]), self.output])
+        self.figure = Figure(figsize=figsize, dpi=dpi)  # not a pyplot figure: only update() shows it
+        self.frame: ExplorerFrame | None = None
+        for control in controls:
+            control.observe(lambda change: self.update(), names="value")
+
+    def update(self) -> ExplorerFrame:
+        """Recompute for the sliders' current values, redraw the figure, show it in the output area."""
+        from IPython.display import display
+
+        self.frame = explore(self.eps_model, self.schedule, self.image_shape, self.eta.value, self.steps.value, self.tau_kind.value, self.seed.value, self.n)
+        draw(self.figure, self.frame)
+        self.output.clear_output(wait=True)
+        with self.output:
+            display(self.figure)
+        return self.frame

@@ -1,0 +1,70 @@
+"""The sampler explorer: its update function, driven by setting slider values, without a browser."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+import pytest
+import torch
+from helpers import smooth_model
+
+from ddimlib.explorer import SamplerExplorer, draw, explore
+from ddimlib.plotting import image_grid
+from ddimlib.sampling import sample
+from ddimlib.schedules import linear_schedule, timesteps
+
+SCHEDULE = linear_schedule(100)
+SHAPE = (1, 4, 4)
+
+
+def test_explore_is_the_sampler_on_the_seeds_x_T():
+    frame = explore(smooth_model, SCHEDULE, SHAPE, eta=0.5, steps=10, tau_kind="quadratic", seed=3, n=5)
+    generator = torch.Generator().manual_seed(3)
+    x_T = torch.randn((5, *SHAPE), generator=generator)
+    expected = sample(smooth_model, SCHEDULE, x_T, 10, eta=0.5, tau="quadratic", generator=generator, progress=False)
+    assert torch.equal(frame.samples, expected)
+    assert frame.tau.tolist() == [0] + timesteps(10, 100, "quadratic").tolist()
+    # the trajectory runs from x_T (left) to the sample (right), with the predicted x0 beside it
+    assert frame.shown[0] == 10 and frame.shown[-1] == 0 and len(frame.shown) == 8
+    assert torch.equal(frame.x_shown[0], x_T[0]) and torch.equal(frame.x_shown[-1], expected[0])
+    assert torch.equal(frame.x0_shown[-1], expected[0])
+
+
+def test_explore_shows_every_step_when_there_are_few():
+    frame = explore(smooth_model, SCHEDULE, SHAPE, eta=0.0, steps=3, tau_kind="linear", seed=0, n=2)
+    assert frame.shown == [3, 2, 1, 0] and frame.x_shown.shape == (4, *SHAPE)
+
+
+def test_draw_puts_the_samples_and_the_title_on_the_figure():
+    import matplotlib.pyplot as plt
+
+    frame = explore(smooth_model, SCHEDULE, SHAPE, eta=0.2, steps=5, tau_kind="linear", seed=1, n=4)
+    fig = plt.figure()
+    draw(fig, frame)
+    assert fig._suptitle.get_text() == "eta = 0.20, S = 5 (linear tau), seed 1"
+    assert torch.allclose(torch.as_tensor(fig.axes[0].images[0].get_array()), image_grid(frame.samples).to(torch.float32))
+    plt.close(fig)
+
+
+def test_the_sliders_drive_the_update_function():
+    explorer = SamplerExplorer(smooth_model, SCHEDULE, SHAPE, n=4)
+    first = explorer.update()
+    assert (first.eta, first.steps, first.tau_kind, first.seed) == (0.0, 20, "linear", 0)
+    explorer.eta.value = 0.5
+    assert explorer.frame.eta == 0.5 and "eta = 0.50" in explorer.figure._suptitle.get_text()
+    explorer.steps.value = 50
+    explorer.tau_kind.value = "quadratic"
+    assert explorer.frame.tau[1:].tolist() == timesteps(50, 100, "quadratic").tolist()
+    before = explorer.frame.samples
+    explorer.seed.value = 7
+    assert explorer.frame.seed == 7 and not torch.equal(before, explorer.frame.samples)
+    assert explorer.steps.options == (5, 10, 20, 50, 100)  # no stop above T
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [({"eta": 1.5}, "eta"), ({"steps": 0}, "steps"), ({"steps": 101}, "steps"), ({"tau_kind": "cubic"}, "tau_kind"), ({"seed": -1}, "seed")],
+)
+def test_explore_names_a_bad_argument(kwargs, match):
+    arguments = dict(eta=0.0, steps=5, tau_kind="linear", seed=0) | kwargs
+    with pytest.raises(ValueError, match=match):
+        explore(smooth_model, SCHEDULE, SHAPE, **arguments)
