@@ -153,3 +153,13 @@ def test_command_line_trains_writes_the_sidecar_and_resumes(tmp_path, capsys):
     train_cli.main(["--dataset", "two_moons", "--steps", "10", "--out", str(out), "--resume", str(out) + ".state", "--eval-samples", "200"])
     resumed = json.loads(out.with_suffix(".json").read_text())
     assert resumed["steps"] == 40 and [run["steps"] for run in resumed["runs"]] == [30, 10]
+
+
+def test_command_line_small_digits_unet(tmp_path):
+    out = tmp_path / "small.pt"
+    assert train_cli.main(["--dataset", "digits", "--small", "--steps", "2", "--out", str(out), "--eval-samples", "20"]) == 0
+    model, config = load_model(out, expect_model="unet")
+    assert config.model_config["base"] == 8 and model.config.base == 8
+    assert model(torch.zeros(2, 1, 8, 8), torch.tensor([1, 1000])).shape == (2, 1, 8, 8)
+    with pytest.raises(SystemExit):  # --small is for the digits UNet only
+        train_cli.main(["--dataset", "two_moons", "--small", "--steps", "2", "--out", str(tmp_path / "m.pt")])
