@@ -17,15 +17,13 @@ from __future__ import annotations
 
 import argparse
 import platform
-import statistics
-import time
 from pathlib import Path
 
 import torch
 
 from ddimlib.sampling import sample
 from ddimlib.schedules import timesteps
-from ddimlib.timing import network_only
+from ddimlib.timing import interleaved_medians, network_only
 from ddimlib.training import load_model
 
 CHECKPOINT = Path(__file__).resolve().parent.parent / "data" / "checkpoints" / "digits_unet.pt"
@@ -89,15 +87,7 @@ def main() -> None:
         assert difference < 1e-3, "the two loops do not compute the same sampler"
         loops["diffusers DDIMScheduler"] = lambda: run(x_T)
 
-    times = {name: [] for name in loops}
-    for fn in loops.values():  # warm-up
-        fn()
-    for _ in range(args.repeats):
-        for name, fn in loops.items():
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
-    median = {name: statistics.median(values) for name, values in times.items()}
+    median = interleaved_medians(loops, repeats=args.repeats)
     network = median["network only"]
 
     print(f"\n{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}")

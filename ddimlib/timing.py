@@ -35,6 +35,22 @@ def median_seconds(fn: Callable[[], object], repeats: int = 5, warmup: int = 1) 
     return statistics.median(times)
 
 
+def interleaved_medians(fns: dict[str, Callable[[], object]], repeats: int = 5) -> dict[str, float]:
+    """The median wall time of each callable, timed in `repeats` interleaved rounds (one call of each
+    per round, after one untimed warm-up call of each), so that a slow spell of a shared machine hits
+    all of them alike. Use it to compare callables, e.g. a sampler against its network alone."""
+    repeats = require_int("repeats", repeats, 1)
+    for fn in fns.values():
+        fn()
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
 @torch.no_grad()
 def network_only(eps_model: EpsModel, x_T: torch.Tensor, tau: torch.Tensor) -> None:
     """The network evaluations of a sampler on tau, and nothing else: eps_model(x_T, t) for t in tau,

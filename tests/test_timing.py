@@ -46,3 +46,12 @@ def test_fit_line_refuses_too_few_or_constant_points():
         timing.fit_line([1, 2], [1, 2])
     with pytest.raises(ValueError, match="constant"):
         timing.fit_line([2, 2, 2], [1, 2, 3])
+
+
+def test_interleaved_medians_alternates_the_callables_after_a_warmup(monkeypatch):
+    order = []
+    ticks = itertools.chain([0.0, 5.0, 10.0, 11.0, 20.0, 27.0, 30.0, 32.0, 40.0, 41.0, 50.0, 53.0], itertools.count(100.0))
+    monkeypatch.setattr(timing.time, "perf_counter", lambda: next(ticks))
+    result = timing.interleaved_medians({"a": lambda: order.append("a"), "b": lambda: order.append("b")}, repeats=3)
+    assert order == ["a", "b"] + ["a", "b"] * 3
+    assert result == {"a": pytest.approx(5.0), "b": pytest.approx(2.0)}  # a: 5, 7, 1 s; b: 1, 2, 3 s
