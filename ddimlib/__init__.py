@@ -10,6 +10,8 @@ Modules, in the order the paper introduces them:
 - objective: J_sigma = L_gamma + C with the exact weights, and L_simple (Section 3.2).
 - data, models, training, train, metrics, plotting: the small data sets, the noise predictors, training
   with safe checkpoints (`python -m ddimlib.train`), offline quality metrics, and figure helpers.
+- timing, explorer: wall-clock measurements of samplers (time linear in S, the sampler's overhead) and
+  the interactive sampler explorer of notebook 04.
 """
 
 __version__ = "0.1.0"

@@ -105,7 +105,7 @@ class SamplerExplorer:
         self.output = widgets.Output()
         controls = [self.eta, self.steps, self.tau_kind, self.seed]
         self.widget = widgets.VBox([widgets.HBox(controls[:2]), widgets.HBox(controls[2:]), self.output])
-        self.figure = Figure(figsize=figsize, dpi=dpi)  # not a pyplot figure: only update() shows it
+        self.figure = Figure(figsize=figsize, dpi=dpi, layout="constrained")  # not a pyplot figure: only update() shows it
         self.frame: ExplorerFrame | None = None
         for control in controls:
             control.observe(lambda change: self.update(), names="value")

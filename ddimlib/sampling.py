@@ -8,7 +8,8 @@ Algorithm 2 with sigma_t^2 = beta-tilde_t.
 The model interface everywhere: eps_model(x_t, t) -> eps_pred of x_t's shape, where t is a (B,)
 int64 tensor of the paper's timesteps 1..T.
 
-Used throughout notebooks 03 and 05; the step sweep of notebooks/04_step_sweep.ipynb (not yet written) will teach it.
+Taught by the step sweep of notebooks/04_step_sweep.ipynb (Table 1, timing, consistency); used throughout
+notebooks 03 and 05.
 """
 
 from __future__ import annotations
@@ -161,8 +162,9 @@ def sample(
             if noise is not None:
                 out.x_prev = out.x_prev + expand_to(sigma_hat(alpha_t, alpha_prev), x) * noise
         x = out.x_prev
-        path.append(x)
-        preds.append(out.x0_pred)
+        if return_trajectory:
+            path.append(x)
+            preds.append(out.x0_pred)
     if not return_trajectory:
         return x
     return x, Trajectory(tau=tau_full, x=torch.stack(path[::-1]), x0_pred=torch.stack([x] + preds[::-1]))
