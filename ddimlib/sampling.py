@@ -75,6 +75,11 @@ def ddim_step(
     the random-noise term is left out (the step's mean).
     """
     _check_sigma(sigma_t, alpha_prev)
+    return _eq12(x_t, eps_pred, alpha_t, alpha_prev, sigma_t, noise)
+
+
+def _eq12(x_t, eps_pred, alpha_t, alpha_prev, sigma_t, noise) -> StepOutput:
+    """ddim_step without its check of sigma_t, for `sample`, which checks every step's sigma once before its loop."""
     x0_pred = predict_x0(x_t, eps_pred, alpha_t)
     alpha_prev, sigma_t = expand_to(alpha_prev, x_t), expand_to(sigma_t, x_t)
     direction = (1 - alpha_prev - sigma_t**2).clamp(min=0).sqrt() * eps_pred
@@ -147,21 +152,22 @@ def sample(
     eta = require_in_range("eta", eta, 0.0, 1.0)
     tau = resolve_tau(tau, steps, schedule.T)
     tau_full = torch.cat([tau.new_zeros(1), tau])
+    # Every step's coefficients at once, in float64: entry i - 1 belongs to the step tau_i -> tau_{i-1}.
     alpha = schedule.alpha.to(x.device)
+    alpha_t, alpha_prev = alpha[tau_full[1:]], alpha[tau_full[:-1]]
+    sigma_t = sigma_eta(alpha_t, alpha_prev, 1.0 if variance == "hat" else eta)  # Eq. 12 uses the eta = 1 mean for "hat"
+    _check_sigma(sigma_t, alpha_prev)
+    noise_std = sigma_hat(alpha_t, alpha_prev) if variance == "hat" else sigma_t
+    adds_noise = ((noise_std > 0) & (tau_full[:-1] > 0)).tolist()  # the last step, to t = 0, adds none
+    alpha_t, alpha_prev, sigma_t, noise_std = (c.to(x.dtype) for c in (alpha_t, alpha_prev, sigma_t, noise_std))  # cast once, not per step
+    t_model = tau_full.tolist()
     path, preds = [x], []
     for i in tqdm(range(len(tau), 0, -1), desc=f"DDIM S={len(tau)}", disable=not progress, leave=False):
-        t, t_prev = int(tau_full[i]), int(tau_full[i - 1])
-        alpha_t, alpha_prev = alpha[t], alpha[t_prev]
-        eps = call_model(eps_model, x, t, where=f"at step {len(tau) - i + 1} of {len(tau)}")
-        adds_noise = t_prev > 0 and (variance == "hat" or eta > 0)
-        noise = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device) if adds_noise else None
-        if variance == "eta":
-            out = ddim_step(x, eps, alpha_t, alpha_prev, sigma_eta(alpha_t, alpha_prev, eta), noise)
-        else:
-            out = ddim_step(x, eps, alpha_t, alpha_prev, sigma_eta(alpha_t, alpha_prev, 1.0))
-            if noise is not None:
-                out.x_prev = out.x_prev + expand_to(sigma_hat(alpha_t, alpha_prev), x) * noise
+        eps = call_model(eps_model, x, t_model[i], where=f"at step {len(tau) - i + 1} of {len(tau)}")
+        out = _eq12(x, eps, alpha_t[i - 1], alpha_prev[i - 1], sigma_t[i - 1], noise=None)
         x = out.x_prev
+        if adds_noise[i - 1]:
+            x = x + expand_to(noise_std[i - 1], x) * torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
         if return_trajectory:
             path.append(x)
             preds.append(out.x0_pred)

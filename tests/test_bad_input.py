@@ -79,3 +79,16 @@ def test_bad_input_is_refused_with_a_clear_message(call, error, message):
     with pytest.raises(error, match=message):
         call()
 
+
+
+def test_finite_check_passes_finite_values_whose_sum_overflows_and_finds_any_bad_value():
+    from ddimlib._validate import require_finite
+
+    big = torch.full((4, 2), 6e4, dtype=torch.float16)  # finite, but their float16 sum overflows to inf
+    assert not torch.isfinite(big.sum())
+    assert require_finite("x", big) is big
+    for bad in (float("nan"), float("inf"), -float("inf")):
+        for x in (big.clone(), torch.zeros(4, 2)):
+            x[3, 1] = bad
+            with pytest.raises(ValueError, match=r"x contains 1 NaN or infinite values; all must be finite"):
+                require_finite("x", x)
