@@ -2,9 +2,10 @@
 
 DDIM's claim (Song, Meng & Ermon, "Denoising Diffusion Implicit Models", ICLR 2021,
 arXiv:2010.02502, Section 5.1 and Figure 4) is that sampling time is linear in S = dim(tau), because
-each step costs one network evaluation. These helpers measure that: the median time of a callable,
-the time of the S network evaluations alone (so that a sampler's own overhead is the difference),
-and a least-squares line with its R^2.
+each step costs one network evaluation. These helpers measure that: median times of callables timed
+in alternating rounds, the time of the S network evaluations alone, the split of one sampler run
+into time inside and outside the network (the sampler's own overhead), and a least-squares line
+with its R^2.
 
 Taught in notebooks/04_step_sweep.ipynb; used by benchmarks/sampler_overhead.py.
 """
@@ -13,26 +14,13 @@ from __future__ import annotations
 
 import statistics
 import time
+from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import torch
 
 from ddimlib._validate import require_int
 from ddimlib.sampling import EpsModel, call_model
-
-
-def median_seconds(fn: Callable[[], object], repeats: int = 5, warmup: int = 1) -> float:
-    """The median wall time of fn() over `repeats` calls, after `warmup` untimed calls."""
-    repeats = require_int("repeats", repeats, 1)
-    warmup = require_int("warmup", warmup, 0)
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def interleaved_medians(fns: dict[str, Callable[[], object]], repeats: int = 5) -> dict[str, float]:
@@ -54,9 +42,67 @@ def interleaved_medians(fns: dict[str, Callable[[], object]], repeats: int = 5) 
 @torch.no_grad()
 def network_only(eps_model: EpsModel, x_T: torch.Tensor, tau: torch.Tensor) -> None:
     """The network evaluations of a sampler on tau, and nothing else: eps_model(x_T, t) for t in tau,
-    from tau_S down to tau_1 (the cost of a forward pass does not depend on the values of x)."""
+    from tau_S down to tau_1, all on x_T (a forward pass does the same arithmetic whatever x holds)."""
     for t in reversed(tau.tolist()):
         call_model(eps_model, x_T, int(t), where="in network_only")
+
+
+def _synchronize(x) -> None:
+    """Wait for queued CUDA work on x's device, so that a clock reads computation, not kernel launches."""
+    if isinstance(x, torch.Tensor) and x.is_cuda:
+        torch.cuda.synchronize(x.device)
+
+
+class NetworkClock:
+    """eps_model with a clock: adds up the wall time spent inside its calls (`seconds`) and counts them (`calls`).
+
+    A sampler driven by it splits its own run into time inside the network and time outside it, the
+    sampler's overhead. Because the two alternate at every step, a slow spell of a shared machine
+    hits both alike, which a difference of two separately timed runs cannot promise."""
+
+    def __init__(self, eps_model: EpsModel):
+        self.eps_model = eps_model
+        self.seconds = 0.0
+        self.calls = 0
+
+    def __call__(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        _synchronize(x_t)
+        start = time.perf_counter()
+        eps = self.eps_model(x_t, t)
+        _synchronize(eps)
+        self.seconds += time.perf_counter() - start
+        self.calls += 1
+        return eps
+
+
+@dataclass
+class OverheadSplit:
+    """Medians over runs of one sampler: total seconds, seconds inside the network, and the overhead
+    ratio (total - network) / network (the median of each run's ratio)."""
+
+    total: float
+    network: float
+    overhead: float
+
+
+@torch.no_grad()
+def overhead_split(run: Callable[[EpsModel], object], eps_model: EpsModel, repeats: int = 5) -> OverheadSplit:
+    """Time run(clocked_model) `repeats` times after one untimed warm-up, with eps_model wrapped in a
+    NetworkClock, e.g. run = lambda model: sample(model, schedule, x_T, 50)."""
+    repeats = require_int("repeats", repeats, 1)
+    run(eps_model)
+    totals, networks, ratios = [], [], []
+    for _ in range(repeats):
+        clock = NetworkClock(eps_model)
+        start = time.perf_counter()
+        _synchronize(run(clock))
+        total = time.perf_counter() - start
+        if clock.calls == 0 or clock.seconds <= 0:
+            raise ValueError("run(model) must call the model it is given; it made no timed call")
+        totals.append(total)
+        networks.append(clock.seconds)
+        ratios.append((total - clock.seconds) / clock.seconds)
+    return OverheadSplit(statistics.median(totals), statistics.median(networks), statistics.median(ratios))
 
 
 def fit_line(x: Sequence[float], y: Sequence[float]) -> tuple[float, float, float]:

@@ -1,4 +1,4 @@
-"""The timing helpers: the median of timed calls, network-only evaluation order, a least-squares line."""
+"""The timing helpers: interleaved medians, network-only evaluation order, the in-run overhead split, a least-squares line."""
 
 import itertools
 
@@ -9,13 +9,51 @@ from ddimlib import timing
 from ddimlib.schedules import timesteps
 
 
-def test_median_seconds_times_each_call_after_the_warmup(monkeypatch):
-    calls = []
-    ticks = itertools.chain([0.0, 9.0, 10.0, 13.0, 20.0, 21.0], itertools.count(100.0))  # start/stop pairs: 9, 3, 1 s
-    monkeypatch.setattr(timing.time, "perf_counter", lambda: next(ticks))
-    result = timing.median_seconds(lambda: calls.append(1), repeats=3, warmup=2)
-    assert len(calls) == 5
-    assert result == pytest.approx(3.0)
+class FakeClock:
+    """perf_counter that advances only when told: `now` seconds since the start."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_network_clock_adds_up_the_time_inside_the_model_calls(monkeypatch):
+    clock = FakeClock()
+    monkeypatch.setattr(timing.time, "perf_counter", clock)
+
+    def model(x_t, t):
+        clock.now += 2.0  # each call costs 2 s
+        return x_t
+
+    timed = timing.NetworkClock(model)
+    x = torch.zeros(3, 2)
+    for _ in range(3):
+        clock.now += 0.5  # work outside the model
+        assert timed(x, torch.ones(3, dtype=torch.int64)) is x
+    assert timed.calls == 3 and timed.seconds == pytest.approx(6.0)
+
+
+def test_overhead_split_is_the_median_over_runs_after_a_warmup(monkeypatch):
+    clock = FakeClock()
+    monkeypatch.setattr(timing.time, "perf_counter", clock)
+    outside = iter([100.0, 1.0, 3.0, 2.0])  # seconds outside the model per run; the first run is the warm-up
+
+    def model(x_t, t):
+        clock.now += 10.0
+        return x_t
+
+    def run(eps_model):
+        clock.now += next(outside)
+        for _ in range(2):
+            eps_model(torch.zeros(1, 1), torch.ones(1, dtype=torch.int64))
+
+    split = timing.overhead_split(run, model, repeats=3)
+    assert split.network == pytest.approx(20.0) and split.total == pytest.approx(22.0)
+    assert split.overhead == pytest.approx(0.1)  # runs: 1/20, 3/20, 2/20; the warm-up's 100 s is not counted
+    with pytest.raises(ValueError, match="must call the model it is given"):
+        timing.overhead_split(lambda eps_model: None, model, repeats=1)
 
 
 def test_network_only_calls_the_model_once_per_step_from_T_down():
