@@ -75,17 +75,19 @@ def ddim_step(
     the random-noise term is left out (the step's mean).
     """
     _check_sigma(sigma_t, alpha_prev)
-    return _eq12(x_t, eps_pred, alpha_t, alpha_prev, sigma_t, noise)
+    out = _eq12_mean(x_t, eps_pred, alpha_t, alpha_prev, sigma_t)
+    if noise is not None:
+        out.x_prev = out.x_prev + expand_to(sigma_t, x_t) * noise  # "random noise"
+    return out
 
 
-def _eq12(x_t, eps_pred, alpha_t, alpha_prev, sigma_t, noise) -> StepOutput:
-    """ddim_step without its check of sigma_t, for `sample`, which checks every step's sigma once before its loop."""
+def _eq12_mean(x_t, eps_pred, alpha_t, alpha_prev, sigma_t) -> StepOutput:
+    """The first two terms of Eq. 12, unchecked: for `sample`, which checks every step's sigma once
+    before its loop and adds the random noise itself (with sigma_t or sigma-hat)."""
     x0_pred = predict_x0(x_t, eps_pred, alpha_t)
     alpha_prev, sigma_t = expand_to(alpha_prev, x_t), expand_to(sigma_t, x_t)
     direction = (1 - alpha_prev - sigma_t**2).clamp(min=0).sqrt() * eps_pred
     x_prev = alpha_prev.sqrt() * x0_pred + direction
-    if noise is not None:
-        x_prev = x_prev + sigma_t * noise
     return StepOutput(x_prev=x_prev, x0_pred=x0_pred)
 
 
@@ -164,7 +166,7 @@ def sample(
     path, preds = [x], []
     for i in tqdm(range(len(tau), 0, -1), desc=f"DDIM S={len(tau)}", disable=not progress, leave=False):
         eps = call_model(eps_model, x, t_model[i], where=f"at step {len(tau) - i + 1} of {len(tau)}")
-        out = _eq12(x, eps, alpha_t[i - 1], alpha_prev[i - 1], sigma_t[i - 1], noise=None)
+        out = _eq12_mean(x, eps, alpha_t[i - 1], alpha_prev[i - 1], sigma_t[i - 1])
         x = out.x_prev
         if adds_noise[i - 1]:
             x = x + expand_to(noise_std[i - 1], x) * torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)

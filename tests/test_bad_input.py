@@ -80,7 +80,6 @@ def test_bad_input_is_refused_with_a_clear_message(call, error, message):
         call()
 
 
-
 def test_finite_check_passes_finite_values_whose_sum_overflows_and_finds_any_bad_value():
     from ddimlib._validate import require_finite
 
