@@ -25,6 +25,8 @@ def require_floating(name: str, value) -> torch.Tensor:
 
 
 def require_finite(name: str, value: torch.Tensor, where: str = "") -> torch.Tensor:
+    if value.device.type == "meta":  # PyTorch's stand-in device holds shapes, no values: nothing to check
+        return value
     # A finite sum proves every element finite (one NaN or infinity makes the sum NaN or infinite), and
     # one reduction is several times cheaper than isfinite over every element; only when the sum is
     # not finite (a bad element, or finite values whose sum overflows) are the elements examined.

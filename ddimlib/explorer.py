@@ -4,6 +4,8 @@ of samples and the denoising trajectory of one of them.
 The computation (`explore`) and the drawing (`draw`) are plain functions, tested without a browser;
 `SamplerExplorer` only wires them to ipywidgets. Every redraw uses the same x_T for a given seed,
 so moving the eta or S slider shows how the *sampler* changes the same samples (DDIM Section 5.2).
+The frame is shown as a PNG image widget, so it draws in a fresh kernel whatever matplotlib's
+backend; x_T and the noise come from a CPU generator, so a seed gives the same digits on any device.
 
 Taught in notebooks/04_step_sweep.ipynb.
 """
@@ -15,12 +17,13 @@ from dataclasses import dataclass
 import torch
 
 from ddimlib._validate import require_choice, require_in_range, require_int
-from ddimlib.plotting import show_images
+from ddimlib.plotting import figure_png, show_images
 from ddimlib.sampling import EpsModel, sample
 from ddimlib.schedules import TAU_KINDS, Schedule
 
 STEP_CHOICES = (5, 10, 20, 50, 100, 200, 500, 1000)  # the S slider's stops
 TRAJECTORY_COLUMNS = 8  # steps of the trajectory shown, evenly spaced along tau
+STILL_NOTE = "A still picture: run this cell in Jupyter to move the sliders."
 
 
 @dataclass
@@ -50,14 +53,18 @@ def explore(
     eps_model: EpsModel, schedule: Schedule, image_shape: tuple[int, ...], eta: float, steps: int, tau_kind: str, seed: int, n: int = 16
 ) -> ExplorerFrame:
     """Sample n images from the x_T that `seed` draws, with DDIM at `eta` on a `tau_kind` tau of
-    `steps` steps, and keep the trajectory of the first one."""
+    `steps` steps, and keep the trajectory of the first one.
+
+    Runs on the device of the model's parameters (the CPU for a plain function); x_T and the noise are
+    drawn from a CPU generator, so a seed means the same x_T everywhere. The frame's tensors stay on
+    that device; `draw` brings what it shows to the CPU."""
     eta = require_in_range("eta", eta, 0.0, 1.0)
     steps = require_int("steps", steps, 1, schedule.T)
     tau_kind = require_choice("tau_kind", tau_kind, TAU_KINDS)
     seed = require_int("seed", seed, 0)
     n = require_int("n", n, 1)
     generator = torch.Generator().manual_seed(seed)
-    x_T = torch.randn((n, *image_shape), generator=generator)
+    x_T = torch.randn((n, *image_shape), generator=generator).to(model_device(eps_model))
     samples, path = sample(eps_model, schedule, x_T, steps, eta=eta, tau=tau_kind, generator=generator, progress=False, return_trajectory=True)
     k = min(TRAJECTORY_COLUMNS, steps + 1)
     shown = torch.linspace(steps, 0, k).round().long().unique_consecutive().tolist()  # from tau_S = T down to tau_0 = 0
@@ -72,6 +79,13 @@ def explore(
         x_shown=path.x[shown, 0],
         x0_shown=path.x0_pred[shown, 0],
     )
+
+
+def model_device(eps_model: EpsModel) -> torch.device:
+    """The device of a model's parameters; the CPU for a plain function or a model without parameters."""
+    parameters = getattr(eps_model, "parameters", None)
+    first = next(iter(parameters()), None) if callable(parameters) else None
+    return first.device if first is not None else torch.device("cpu")
 
 
 def draw(fig, frame: ExplorerFrame) -> None:
@@ -89,10 +103,12 @@ def draw(fig, frame: ExplorerFrame) -> None:
 class SamplerExplorer:
     """Sliders for eta, S, tau kind and seed; every change recomputes `explore` and redraws `draw`.
 
-    Display `.widget` in a notebook. `update()` is what a slider change calls; it returns the frame
-    it drew, so it can be driven and checked without a browser."""
+    Display the explorer itself (the last expression of a cell). Its picture is a PNG image widget,
+    so it needs no matplotlib backend. Where no widget can be shown (a notebook opened unexecuted, or
+    on the web), the cell shows the first frame as a still picture instead. `update()` is what a
+    slider change calls; it returns the frame it drew, so it can be driven and checked without a browser."""
 
-    def __init__(self, eps_model: EpsModel, schedule: Schedule, image_shape: tuple[int, ...], n: int = 16, figsize=(9, 3.2), dpi: int = 72):
+    def __init__(self, eps_model: EpsModel, schedule: Schedule, image_shape: tuple[int, ...], n: int = 16, figsize=(9, 3.2), dpi: int = 100):
         import ipywidgets as widgets
         from matplotlib.figure import Figure
 
@@ -102,21 +118,32 @@ class SamplerExplorer:
         self.steps = widgets.SelectionSlider(options=steps, value=20 if 20 in steps else steps[0], description="S", continuous_update=False)
         self.tau_kind = widgets.Dropdown(options=list(TAU_KINDS), value="linear", description="tau")
         self.seed = widgets.IntSlider(value=0, min=0, max=99, description="seed", continuous_update=False)
-        self.output = widgets.Output()
+        self.image = widgets.Image(format="png")
         controls = [self.eta, self.steps, self.tau_kind, self.seed]
-        self.widget = widgets.VBox([widgets.HBox(controls[:2]), widgets.HBox(controls[2:]), self.output])
-        self.figure = Figure(figsize=figsize, dpi=dpi, layout="constrained")  # not a pyplot figure: only update() shows it
+        self.widget = widgets.VBox([widgets.HBox(controls[:2]), widgets.HBox(controls[2:]), self.image])
+        self.figure = Figure(figsize=figsize, dpi=dpi, layout="constrained")  # drawn off-screen, shown as PNG bytes
         self.frame: ExplorerFrame | None = None
         for control in controls:
             control.observe(lambda change: self.update(), names="value")
 
     def update(self) -> ExplorerFrame:
-        """Recompute for the sliders' current values, redraw the figure, show it in the output area."""
-        from IPython.display import display
-
+        """Recompute for the sliders' current values, redraw the figure, put its PNG in the image widget."""
         self.frame = explore(self.eps_model, self.schedule, self.image_shape, self.eta.value, self.steps.value, self.tau_kind.value, self.seed.value, self.n)
         draw(self.figure, self.frame)
-        self.output.clear_output(wait=True)
-        with self.output:
-            display(self.figure)
+        self.image.value = figure_png(self.figure)
         return self.frame
+
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        """The live widget, plus a still of the current frame (marked as a still) and one line of text, for
+        notebook viewers that show no widgets; a frontend that shows the widget shows only the widget."""
+        import base64
+
+        if self.frame is None:
+            self.update()
+        note = self.figure.text(0.99, 0.01, STILL_NOTE, ha="right", va="bottom", fontsize=8, style="italic", color="C3")
+        still = figure_png(self.figure)
+        note.remove()
+        bundle = self.widget._repr_mimebundle_(include=include, exclude=exclude)
+        bundle["image/png"] = base64.b64encode(still).decode("ascii")
+        bundle["text/plain"] = "Sampler explorer (sliders for eta, S, tau and seed). " + STILL_NOTE
+        return bundle

@@ -40,6 +40,12 @@ def q_sample(x0: torch.Tensor, alpha_t, noise: torch.Tensor) -> torch.Tensor:
     require_same_shape("noise", noise, "x0", x0)
     require_same_kind("noise", noise, "x0", x0)
     require_alpha("alpha_t", alpha_t)
+    return _q_sample(x0, alpha_t, noise)
+
+
+def _q_sample(x0: torch.Tensor, alpha_t, noise: torch.Tensor) -> torch.Tensor:
+    """q_sample without its checks, for a training step whose alpha_t comes from a checked Schedule
+    (the check of alpha_t's values would read them back from the device at every step)."""
     alpha_t = expand_to(alpha_t, x0)
     return alpha_t.sqrt() * x0 + (1 - alpha_t).sqrt() * noise
 

@@ -27,7 +27,7 @@ import math
 import torch
 
 from ddimlib._validate import require_floating
-from ddimlib.forward import _check_sigma, expand_to, predict_x0, q_posterior_mean_std, q_sample
+from ddimlib.forward import _check_sigma, _q_sample, expand_to, predict_x0, q_posterior_mean_std, q_sample
 from ddimlib.sampling import EpsModel, call_model
 from ddimlib.schedules import Schedule
 
@@ -110,6 +110,6 @@ def l_simple(eps_model: EpsModel, x0: torch.Tensor, schedule: Schedule, generato
     require_floating("x0", x0)
     t = torch.randint(1, schedule.T + 1, (x0.shape[0],), generator=generator, device=x0.device)
     noise = torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device=x0.device)
-    alpha_t = schedule.alpha[t.cpu()].to(device=x0.device, dtype=x0.dtype)  # float64 table, cast where used
-    x_t = q_sample(x0, alpha_t, noise)
+    alpha_t = schedule.alpha.to(x0.dtype).to(x0.device)[t]  # the float64 table, cast and moved, indexed on the device
+    x_t = _q_sample(x0, alpha_t, noise)  # Eq. 4, unchecked: alpha_t comes from the schedule
     return ((eps_model(x_t, t) - noise) ** 2).mean()

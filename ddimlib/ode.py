@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 
 from ddimlib._validate import require_floating, require_in_range, require_same_kind, require_same_shape
 from ddimlib.forward import expand_to, predict_x0
-from ddimlib.sampling import EpsModel, _check_model, call_model, check_x_T
+from ddimlib.sampling import EpsModel, ModelOutputs, _check_model, call_model, check_x_T, on_device_of
 from ddimlib.schedules import Schedule, resolve_tau
 
 
@@ -50,12 +50,11 @@ def euler_step(eps_model: EpsModel, x_bar: torch.Tensor, schedule: Schedule, t: 
     The model is evaluated at the step's start, x(t), with time t_model (default t). Returns
     (x_bar_next, eps_pred), both of x_bar's shape.
     """
-    alpha = schedule.alpha.to(x_bar.device)
-    sigma, sigma_next = ode_sigma(alpha[t]), ode_sigma(alpha[t_next])
-    x_t = x_bar / (sigma**2 + 1).sqrt().to(x_bar.dtype)
     t_model = t if t_model is None else t_model
-    eps = call_model(eps_model, x_t, t_model, where=f"in the Euler step {t} -> {t_next}")
-    return x_bar + (sigma_next - sigma).to(x_bar.dtype) * eps, eps
+    sigma = ode_sigma(schedule.alpha[[t, t_next]])  # float64 on the CPU
+    scale, step = on_device_of(x_bar, 1 / (sigma[0] ** 2 + 1).sqrt(), sigma[1] - sigma[0])
+    eps = call_model(eps_model, x_bar * scale, t_model, where=f"in the Euler step {t} -> {t_next}")
+    return x_bar + step * eps, eps
 
 
 def _grid(schedule: Schedule, steps, tau) -> list[int]:
@@ -66,15 +65,22 @@ def _integrate(eps_model: EpsModel, schedule: Schedule, x: torch.Tensor, grid: l
     """Euler steps of Eq. 14 along `grid` (increasing: encode; decreasing: decode), from x at grid[0] to grid[-1].
 
     Each step evaluates the model at its start time, except that a start at t = 0 (only encode's
-    first step) is evaluated at t = 1 (see encode).
+    first step) is evaluated at t = 1 (see encode). The same arithmetic as `euler_step`, with every
+    step's coefficients computed before the loop, so that the loop reads nothing back from the device.
     """
     _check_model(eps_model)
     x = check_x_T(x)
-    alpha = schedule.alpha.to(x.device)
-    x_bar = to_x_bar(x, alpha[grid[0]])
-    for t, t_next in tqdm(list(zip(grid[:-1], grid[1:])), desc=desc, disable=not progress, leave=False):
-        x_bar, _ = euler_step(eps_model, x_bar, schedule, t, t_next, t_model=max(t, 1))
-    return from_x_bar(x_bar, alpha[grid[-1]])
+    alpha = schedule.alpha[grid]  # float64 on the CPU
+    sigma = ode_sigma(alpha)
+    to_x, steps = on_device_of(x, 1 / (sigma**2 + 1).sqrt(), sigma[1:] - sigma[:-1])
+    x_bar = to_x_bar(x, alpha[0])
+    outputs = ModelOutputs(len(grid) - 1, x)
+    for k in tqdm(range(len(grid) - 1), desc=desc, disable=not progress, leave=False):
+        t, t_next = grid[k], grid[k + 1]
+        eps = call_model(eps_model, x_bar * to_x[k], max(t, 1), f"in the Euler step {t} -> {t_next}", outputs)
+        x_bar = x_bar + steps[k] * eps
+    outputs.check()
+    return from_x_bar(x_bar, alpha[-1])
 
 
 @torch.no_grad()
@@ -148,23 +154,27 @@ def dpm_solver_2m(
     _check_model(eps_model)
     x = check_x_T(x_T)
     grid = _grid(schedule, steps, tau)[::-1]
-    alpha = schedule.alpha.to(x.device)
-    x0_before, h_before = None, None
-    for t, t_next in tqdm(list(zip(grid[:-1], grid[1:])), desc="DPM-Solver++(2M)", disable=not progress, leave=False):
-        eps = call_model(eps_model, x, t, where=f"in the step {t} -> {t_next}")
-        x0_pred = predict_x0(x, eps, alpha[t])
+    # Every step's coefficients in float64 on the CPU; entry k belongs to the step grid[k] -> grid[k + 1].
+    alpha = schedule.alpha[grid]
+    a, s = alpha.sqrt(), (1 - alpha).sqrt()
+    h = torch.log(a[1:] / s[1:]) - torch.log(a[:-1] / s[:-1])  # the last entry, to lambda_0 = infinity, is not used
+    r = torch.cat([h.new_ones(1), h[:-1] / h[1:]])  # r_k = h_{k-1} / h_k (entry 0 unused: the first step is DDIM's)
+    keep, grow = s[1:] / s[:-1], a[1:] * (1 - torch.exp(-h))
+    new_weight, old_weight = 1 + 1 / (2 * r), 1 / (2 * r)
+    keep, grow, new_weight, old_weight, alpha_x = on_device_of(x, keep, grow, new_weight, old_weight, alpha)
+    outputs = ModelOutputs(len(grid) - 1, x)
+    x0_before = None
+    for k in tqdm(range(len(grid) - 1), desc="DPM-Solver++(2M)", disable=not progress, leave=False):
+        t, t_next = grid[k], grid[k + 1]
+        eps = call_model(eps_model, x, t, f"in the step {t} -> {t_next}", outputs)
+        x0_pred = predict_x0(x, eps, alpha_x[k])
         if t_next == 0:  # lambda_0 is infinite: the last step returns the predicted x0, as DDIM does
             x = x0_pred
             break
-        a, s, a_next, s_next = alpha[t].sqrt(), (1 - alpha[t]).sqrt(), alpha[t_next].sqrt(), (1 - alpha[t_next]).sqrt()
-        h = torch.log(a_next / s_next) - torch.log(a / s)
-        if x0_before is None:
-            direction = x0_pred
-        else:
-            r = h_before / h
-            direction = (1 + 1 / (2 * r)).to(x.dtype) * x0_pred - (1 / (2 * r)).to(x.dtype) * x0_before
-        x = (s_next / s).to(x.dtype) * x + (a_next * (1 - torch.exp(-h))).to(x.dtype) * direction
-        x0_before, h_before = x0_pred, h
+        direction = x0_pred if x0_before is None else new_weight[k] * x0_pred - old_weight[k] * x0_before
+        x = keep[k] * x + grow[k] * direction
+        x0_before = x0_pred
+    outputs.check()
     return x
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import math
 
 import torch
@@ -28,3 +29,10 @@ def show_images(ax, images: torch.Tensor, nrow: int | None = None, title: str | 
     ax.grid(False)
     if title:
         ax.set_title(title)
+
+
+def figure_png(fig, dpi: float | None = None) -> bytes:
+    """A matplotlib figure as PNG bytes: a picture that shows the same in any notebook, whatever its backend."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    return buffer.getvalue()

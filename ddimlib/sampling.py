@@ -109,19 +109,75 @@ def check_x_T(x_T) -> torch.Tensor:
     return require_finite("x_T", x_T)
 
 
-def call_model(eps_model: EpsModel, x_t: torch.Tensor, t: int, where: str) -> torch.Tensor:
-    """eps_model(x_t, t) with t broadcast to a (B,) int64 tensor, checked for shape and finiteness."""
+def on_device_of(x: torch.Tensor, *coefficients: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Coefficient vectors computed in float64 on the CPU, cast to x's dtype and moved to its device, once
+    before a loop (indexing them inside the loop then reads nothing back from the device)."""
+    return tuple(c.to(dtype=x.dtype).to(device=x.device) for c in coefficients)
+
+
+def call_model(eps_model: EpsModel, x_t: torch.Tensor, t: int, where: str, outputs: "ModelOutputs | None" = None) -> torch.Tensor:
+    """eps_model(x_t, t) with t broadcast to a (B,) int64 tensor, checked for shape and finiteness.
+
+    Inside a sampling loop, pass `outputs`: the finite check is then only recorded on the device, and
+    `outputs.check()` after the loop reads every step's result at once (a read-back inside the loop
+    would make a GPU wait at every step). Without it the output is checked here, at once.
+    """
     t_batch = torch.full((x_t.shape[0],), t, dtype=torch.int64, device=x_t.device)
     eps = eps_model(x_t, t_batch)
     if not isinstance(eps, torch.Tensor) or eps.shape != x_t.shape:
         shape = tuple(eps.shape) if isinstance(eps, torch.Tensor) else type(eps).__name__
         raise ValueError(f"eps_model returned {shape} {where} (t={t}); it must return a tensor of x_t's shape {tuple(x_t.shape)}")
-    return require_finite("eps_model output", eps.to(x_t.dtype), f" {where} (t={t})")
+    eps = eps.to(x_t.dtype)
+    if outputs is None:
+        return require_finite("eps_model output", eps, f" {where} (t={t})")
+    outputs.record(eps, f"{where} (t={t})")
+    return eps
+
+
+class ModelOutputs:
+    """The finite check of a loop's model outputs, made without reading anything back inside the loop.
+
+    `record` keeps one sum of each output on its device (a NaN or an infinity anywhere makes the sum
+    non-finite); `check`, called once after the loop, reads all the sums in one transfer and names the
+    first step whose output was not finite. Half-precision outputs are summed in float32, so that
+    finite values cannot overflow the sum. On the meta device, which holds no values, nothing is read.
+    """
+
+    def __init__(self, calls: int, like: torch.Tensor):
+        self._dtype = torch.float32 if like.dtype in (torch.float16, torch.bfloat16) else like.dtype
+        self._sums = torch.zeros(calls, dtype=self._dtype, device=like.device)
+        self._where: list[str] = []
+
+    def record(self, eps: torch.Tensor, where: str) -> None:
+        self._sums[len(self._where)] = eps.sum(dtype=self._dtype)
+        self._where.append(where)
+
+    def check(self) -> None:
+        if self._sums.device.type == "meta":
+            return
+        finite = torch.isfinite(self._sums[: len(self._where)]).tolist()  # the one read-back, after the loop
+        if not all(finite):
+            first = finite.index(False)
+            raise ValueError(
+                f"eps_model output {self._where[first]} contains NaN or infinite values (or values so large that their "
+                f"sum overflows {self._dtype}); all must be finite ({finite.count(False)} of the loop's {len(finite)} "
+                f"model outputs were not; this is the first)"
+            )
 
 
 def _check_model(eps_model) -> None:
     if not callable(eps_model):
         raise TypeError(f"eps_model must be callable as eps_model(x_t, t), got {type(eps_model).__name__}")
+
+
+def standard_normal(x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """Noise of x's shape, dtype and device, drawn from `generator` on the generator's own device.
+
+    A CPU generator thus gives the same noise whether x is on the CPU or on a GPU (the draw is then
+    copied over, which needs no read-back), so samples can be compared across devices.
+    """
+    device = generator.device if generator is not None else x.device
+    return torch.randn(x.shape, generator=generator, dtype=x.dtype, device=device).to(x.device)
 
 
 @torch.no_grad()
@@ -142,8 +198,9 @@ def sample(
     steps: S = dim(tau); tau: "linear" or "quadratic" (Appendix D.2) or an explicit increasing list
     ending at T (then steps may be None). variance="eta" uses sigma_eta(eta) (Eq. 16); "hat" uses
     the eta = 1 mean plus sigma_hat noise (eta is then ignored). The last step, to t = 0, adds no
-    noise for either (as in DDPM and the paper's code). Noise is drawn from `generator` on x_T's
-    device, in step order, only for steps that add noise.
+    noise for either (as in DDPM and the paper's code). Noise is drawn from `generator` (on the
+    generator's device, see `standard_normal`), in step order, only for steps that add noise. Works on
+    any device; the loop reads nothing back from it (the model outputs' finite check comes after it).
 
     Returns x_0 of x_T's shape, or (x_0, Trajectory) if return_trajectory.
     """
@@ -154,25 +211,26 @@ def sample(
     eta = require_in_range("eta", eta, 0.0, 1.0)
     tau = resolve_tau(tau, steps, schedule.T)
     tau_full = torch.cat([tau.new_zeros(1), tau])
-    # Every step's coefficients at once, in float64: entry i - 1 belongs to the step tau_i -> tau_{i-1}.
-    alpha = schedule.alpha.to(x.device)
-    alpha_t, alpha_prev = alpha[tau_full[1:]], alpha[tau_full[:-1]]
+    # Every step's coefficients at once, in float64 on the CPU: entry i - 1 belongs to the step tau_i -> tau_{i-1}.
+    alpha_t, alpha_prev = schedule.alpha[tau_full[1:]], schedule.alpha[tau_full[:-1]]
     sigma_t = sigma_eta(alpha_t, alpha_prev, 1.0 if variance == "hat" else eta)  # Eq. 12 uses the eta = 1 mean for "hat"
     _check_sigma(sigma_t, alpha_prev)
     noise_std = sigma_hat(alpha_t, alpha_prev) if variance == "hat" else sigma_t
-    adds_noise = ((noise_std > 0) & (tau_full[:-1] > 0)).tolist()  # the last step, to t = 0, adds none
-    alpha_t, alpha_prev, sigma_t, noise_std = (c.to(x.dtype) for c in (alpha_t, alpha_prev, sigma_t, noise_std))  # cast once, not per step
+    adds_noise = ((noise_std > 0) & (tau_full[:-1] > 0)).tolist()  # the last step, to t = 0, adds none (host values)
+    alpha_t, alpha_prev, sigma_t, noise_std = on_device_of(x, alpha_t, alpha_prev, sigma_t, noise_std)  # cast and move once
     t_model = tau_full.tolist()
+    outputs = ModelOutputs(len(tau), x)
     path, preds = [x], []
     for i in tqdm(range(len(tau), 0, -1), desc=f"DDIM S={len(tau)}", disable=not progress, leave=False):
-        eps = call_model(eps_model, x, t_model[i], where=f"at step {len(tau) - i + 1} of {len(tau)}")
+        eps = call_model(eps_model, x, t_model[i], f"at step {len(tau) - i + 1} of {len(tau)}", outputs)
         out = _eq12_mean(x, eps, alpha_t[i - 1], alpha_prev[i - 1], sigma_t[i - 1])
         x = out.x_prev
         if adds_noise[i - 1]:
-            x = x + expand_to(noise_std[i - 1], x) * torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
+            x = x + noise_std[i - 1] * standard_normal(x, generator)  # "random noise"
         if return_trajectory:
             path.append(x)
             preds.append(out.x0_pred)
+    outputs.check()
     if not return_trajectory:
         return x
     return x, Trajectory(tau=tau_full, x=torch.stack(path[::-1]), x0_pred=torch.stack([x] + preds[::-1]))
@@ -199,21 +257,23 @@ def ddpm_sample(
     """
     _check_model(eps_model)
     x = check_x_T(x_T)
-    alpha = schedule.alpha.to(x.device)
-    beta = schedule.beta.to(x.device)
+    T, alpha, beta = schedule.T, schedule.alpha, schedule.beta  # float64 on the CPU, indexed by t = 0..T
+    zero = alpha.new_zeros(1)
+    eps_coef = torch.cat([zero, beta[1:] / (1 - alpha[1:]).sqrt()])                   # beta_t / sqrt(1 - alpha_t)
+    std = torch.cat([zero, (beta[1:] * (1 - alpha[:-1]) / (1 - alpha[1:])).sqrt()])   # sqrt(beta-tilde_t)
+    scale = 1 / (1 - beta).sqrt()                                                     # 1 / sqrt(1 - beta_t)
+    eps_coef, std, scale, alpha_x = on_device_of(x, eps_coef, std, scale, alpha)     # cast and move once
+    outputs = ModelOutputs(T, x)
     path, preds = [x], []
-    for t in tqdm(range(schedule.T, 0, -1), desc=f"DDPM T={schedule.T}", disable=not progress, leave=False):
-        eps = call_model(eps_model, x, t, where=f"at step {schedule.T - t + 1} of {schedule.T}")
-        beta_t = beta[t].to(x.dtype)
-        mean = (x - beta_t / (1 - alpha[t]).sqrt().to(x.dtype) * eps) / (1 - beta_t).sqrt()
-        preds.append(predict_x0(x, eps, alpha[t]))
-        if t > 1:
-            beta_tilde = beta[t] * (1 - alpha[t - 1]) / (1 - alpha[t])
-            noise = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
-            x = mean + beta_tilde.sqrt().to(x.dtype) * noise
-        else:
-            x = mean
-        path.append(x)
+    for t in tqdm(range(T, 0, -1), desc=f"DDPM T={T}", disable=not progress, leave=False):
+        eps = call_model(eps_model, x, t, f"at step {T - t + 1} of {T}", outputs)
+        mean = (x - eps_coef[t] * eps) * scale[t]
+        x0_pred = predict_x0(x, eps, alpha_x[t]) if return_trajectory else None
+        x = mean + std[t] * standard_normal(x, generator) if t > 1 else mean
+        if return_trajectory:
+            path.append(x)
+            preds.append(x0_pred)
+    outputs.check()
     if not return_trajectory:
         return x
     tau = torch.arange(schedule.T + 1, dtype=torch.int64)

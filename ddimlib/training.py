@@ -3,9 +3,12 @@
 - Objective: DDPM's L_simple (L_gamma with gamma = 1, t uniform on 1..T), which by Theorem 1 of
   Song, Meng & Ermon, "Denoising Diffusion Implicit Models", ICLR 2021, arXiv:2010.02502 trains a
   model for every sampler of notebooks 04-05 at once (see notebooks/02_unified_objective.ipynb).
-- AdamW, gradient clipping, EMA weights (torch.optim.swa_utils.AveragedModel with PyTorch's EMA
-  averaging function), a budget in steps and/or minutes, a tqdm bar with loss and steps/s.
-- Device: CUDA, then Apple MPS, then CPU, unless given; bf16 autocast on CUDA.
+- AdamW (fused), gradient clipping, EMA weights (kept in a torch.optim.swa_utils.AveragedModel, updated by
+  one fused lerp per step), a budget in steps and/or minutes, a tqdm bar with loss and steps/s.
+- Device: CUDA, then Apple MPS, then CPU, unless given; bf16 autocast on CUDA; optionally a
+  torch.compile'd forward pass (TrainConfig.compile), falling back to eager where compiling fails.
+  A training step reads nothing back from the device: the losses stay there and are read every
+  LOSS_READ_EVERY steps (for the bar and the history), so a GPU never waits on the Python loop.
 - Checkpoints hold model, EMA, optimizer, step, RNG state, loss history and the config. They are
   written atomically (temporary file, fsync, os.replace): a kill at any moment leaves the previous
   checkpoint readable. They are loaded with torch.load(weights_only=True), which refuses any pickle
@@ -21,11 +24,12 @@ import os
 import pickle
 import tempfile
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.optim.swa_utils import AveragedModel
 from tqdm.auto import tqdm
 
 from ddimlib._validate import require_choice, require_int
@@ -34,6 +38,7 @@ from ddimlib.objective import l_simple
 from ddimlib.schedules import Schedule, linear_schedule
 
 CHECKPOINT_FORMAT = "ddimlib-checkpoint-v1"
+LOSS_READ_EVERY = 50  # training steps between reads of the losses from the device (the bar's refresh)
 
 
 @dataclass
@@ -44,13 +49,14 @@ class TrainConfig:
     model: str = "unet"  # "unet" or "mlp"
     model_config: dict = field(default_factory=dict)  # fields of UNetConfig / MLPConfig
     T: int = 1000  # diffusion steps of the linear beta schedule (1e-4 .. 0.02)
-    batch_size: int = 128
+    batch_size: int = 128  # the CLI's default depends on the device (see default_batch_size)
     lr: float = 2e-3  # AdamW learning rate (constant after warm-up)
     warmup_steps: int = 200  # linear learning-rate warm-up
     weight_decay: float = 0.0
     ema_decay: float = 0.999  # EMA of the weights, used for sampling
     grad_clip: float = 1.0  # max gradient norm
     seed: int = 0  # seeds the model's initialisation and dropout (global RNG), batches, t and noise (own generator)
+    compile: bool = False  # torch.compile the model for training (eager if compiling fails); faster on a GPU
 
     def schedule(self) -> Schedule:
         return linear_schedule(self.T)
@@ -67,6 +73,12 @@ def pick_device(device: str | None = None) -> torch.device:
     return torch.device("cpu")
 
 
+def default_batch_size(device: torch.device) -> int:
+    """128 on a CPU or Apple GPU; 2048 on CUDA, where a small model's step is bound by kernel launches, so a
+    larger batch costs almost no more time per step and multiplies the samples seen per second."""
+    return 2048 if torch.device(device).type == "cuda" else 128
+
+
 class Trainer:
     """Holds the model, its EMA, the optimizer and the RNG of one run; `train` advances it.
 
@@ -79,35 +91,66 @@ class Trainer:
         self.device = pick_device(device)
         torch.manual_seed(config.seed)  # the model's initial weights
         self.model = build_model(config.model, config.model_config).to(self.device)
-        self.ema = AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay))
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-        self.generator = torch.Generator(device=self.device).manual_seed(config.seed)
+        self.ema = AveragedModel(self.model)  # holds the EMA weights; updated by _update_ema, not by update_parameters
+        # fused AdamW: one kernel per step, its step counts on the device (the default keeps them on the host and
+        # reads them with item()); PyTorch fuses on these device types, not on meta
+        fused = self.device.type in ("cpu", "cuda", "mps")
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=fused)
+        # the meta device (the test suite's stand-in for a GPU) has no generator of its own: draw on the CPU's
+        self.generator = torch.Generator(device=self.device if self.device.type != "meta" else "cpu").manual_seed(config.seed)
         self.data = data.to(self.device, torch.float32)
         self.schedule = config.schedule()
+        self.forward = torch.compile(self.model) if config.compile else self.model
         self.step = 0
         self.losses: list[float] = []
-        self.runs: list[dict] = []  # one entry per train() call: steps taken and wall seconds
+        self.runs: list[dict] = []  # one entry per train() call: steps, wall seconds, steps/s and samples/s
 
-    def _train_step(self) -> float:
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        """EMA of the weights: a copy at the first step, then ema <- ema + (1 - decay) (weights - ema).
+
+        The same update as AveragedModel with get_ema_multi_avg_fn, whose update_parameters tests
+        `n_averaged == 0` on the device at every step (a read-back that makes a GPU wait)."""
+        ema, current = list(self.ema.module.parameters()), list(self.model.parameters())
+        if self.step == 0:
+            torch._foreach_copy_(ema, current)
+        else:
+            torch._foreach_lerp_(ema, current, 1 - self.config.ema_decay)
+        self.ema.n_averaged += 1
+
+    def _train_step(self) -> torch.Tensor:
+        """One optimizer step; returns the loss as a tensor on the device (nothing is read back)."""
         config = self.config
         index = torch.randint(0, len(self.data), (config.batch_size,), generator=self.generator, device=self.device)
         x0 = self.data[index]
         for group in self.optimizer.param_groups:
             group["lr"] = config.lr * min(1.0, (self.step + 1) / max(1, config.warmup_steps))
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
-            loss = l_simple(self.model, x0, self.schedule, self.generator)
+            loss = l_simple(self.forward, x0, self.schedule, self.generator)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), config.grad_clip)
         self.optimizer.step()
-        self.ema.update_parameters(self.model)
+        self._update_ema()
         self.step += 1
-        return loss.item()
+        return loss.detach()
+
+    def _first_step(self) -> torch.Tensor:
+        """A step that, with compile on, falls back to the eager model if compiling fails here."""
+        try:
+            return self._train_step()
+        except Exception as error:  # torch.compile raises many kinds (no compiler, unsupported backend, ...)
+            if self.forward is self.model:
+                raise
+            warnings.warn(f"torch.compile failed on {self.device} ({type(error).__name__}: {str(error)[:200]}); training eagerly")
+            self.forward = self.model
+            return self._train_step()
 
     def train(self, steps: int | None = None, minutes: float | None = None, progress: bool = True) -> list[float]:
         """Train for `steps` more steps and/or `minutes` of wall time, whichever ends first.
 
-        Returns the losses of the steps taken (also appended to self.losses).
+        Give steps for results that are the same on every run (a notebook's budget); minutes only cap
+        the time. Returns the losses of the steps taken (also appended to self.losses).
         """
         if steps is None and minutes is None:
             raise ValueError("give a budget: steps (an integer >= 1) or minutes (> 0), or both; got neither")
@@ -119,19 +162,34 @@ class Trainer:
         started = time.monotonic()
         deadline = started + 60 * minutes if minutes is not None else float("inf")
         taken: list[float] = []
+        pending: list[torch.Tensor] = []  # losses still on the device
         bar = tqdm(total=steps, desc=f"train {self.config.dataset}", disable=not progress, unit="step", mininterval=1.0)
-        smoothed = None
-        while (steps is None or len(taken) < steps) and time.monotonic() < deadline:
-            loss = self._train_step()
-            taken.append(loss)
-            smoothed = loss if smoothed is None else 0.98 * smoothed + 0.02 * loss
+        while (steps is None or len(taken) + len(pending) < steps) and time.monotonic() < deadline:
+            pending.append(self._first_step() if not taken and not pending else self._train_step())
             bar.update(1)
-            if len(taken) % 25 == 0:
-                bar.set_postfix(loss=f"{smoothed:.4f}", step=self.step)
+            if len(pending) == LOSS_READ_EVERY:
+                taken += self._read_losses(pending, bar)
+        taken += self._read_losses(pending, bar)
         bar.close()
+        seconds = time.monotonic() - started
         self.losses.extend(taken)
-        self.runs.append({"steps": len(taken), "wall_seconds": round(time.monotonic() - started, 1)})
+        self.runs.append({
+            "steps": len(taken),
+            "wall_seconds": round(seconds, 1),
+            "steps_per_second": round(len(taken) / seconds, 2),
+            "samples_per_second": round(len(taken) * self.config.batch_size / seconds),
+            "batch_size": self.config.batch_size,
+        })
         return taken
+
+    def _read_losses(self, pending: list[torch.Tensor], bar) -> list[float]:
+        """Read the pending losses from the device at once (the only read-back of training), then show them."""
+        if not pending:
+            return []
+        values = torch.stack(pending).tolist()
+        pending.clear()
+        bar.set_postfix(loss=f"{sum(values) / len(values):.4f}", step=self.step)
+        return values
 
     def eps_model(self, ema: bool = True) -> torch.nn.Module:
         """The trained noise predictor in eval mode (the EMA weights by default)."""

@@ -163,3 +163,16 @@ def test_command_line_small_digits_unet(tmp_path):
     assert model(torch.zeros(2, 1, 8, 8), torch.tensor([1, 1000])).shape == (2, 1, 8, 8)
     with pytest.raises(SystemExit):  # --small is for the digits UNet only
         train_cli.main(["--dataset", "two_moons", "--small", "--steps", "2", "--out", str(tmp_path / "m.pt")])
+
+
+def test_the_ema_is_a_copy_then_an_exponential_average_of_the_weights():
+    config = TrainConfig(dataset="two_moons", model="mlp", model_config={"data_dim": 2, "hidden": 16, "depth": 1}, batch_size=16, ema_decay=0.9)
+    trainer = Trainer(config, toy_2d("two_moons", 64, seed=0), device="cpu")
+    expected = None
+    for _ in range(4):
+        trainer.train(steps=1, progress=False)
+        weights = [p.detach().clone() for p in trainer.model.parameters()]
+        expected = weights if expected is None else [0.9 * e + 0.1 * w for e, w in zip(expected, weights)]
+    for ema, e in zip(trainer.ema.module.parameters(), expected):
+        assert torch.allclose(ema, e, atol=1e-7)
+    assert int(trainer.ema.n_averaged) == 4
