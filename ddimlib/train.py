@@ -4,9 +4,13 @@
     python -m ddimlib.train --dataset two_moons --steps 4000 --out runs/moons.pt
     python -m ddimlib.train --dataset digits --minutes 10 --out runs/digits.pt --resume runs/digits.pt.state
 
-Writes the inference export (EMA weights and config) to --out, its sidecar JSON (command, seed,
-steps, wall time, hardware, final loss, and the quality metric at DDIM eta = 0, S = 50) next to it,
-and the full training state to --out + ".state" (resume with --resume). Prints where they went.
+Writes the full training state to --out + ".state" (resume with --resume), the inference export
+(EMA weights and config) to --out and its sidecar JSON (command, seed, steps, wall time, steps/s and
+samples/s, hardware, final loss) next to it, all before the quality metric at DDIM eta = 0, S = 50
+is computed; then both again with the metric. If the evaluation fails, the export and the sidecar
+stay (the sidecar says the evaluation failed and why) and the command exits with status 1.
+The batch size defaults to what suits the device (128 on a CPU, 2048 on CUDA); --compile uses
+torch.compile for training, falling back to eager where compiling fails.
 
     python -m ddimlib.train --classifier --out data/digits_classifier.pt
 
@@ -27,7 +31,7 @@ import torch
 
 from ddimlib.data import TOY_SETS, load_digits, toy_2d
 from ddimlib.sampling import sample
-from ddimlib.training import Trainer, TrainConfig, save_atomic
+from ddimlib.training import Trainer, TrainConfig, default_batch_size, pick_device, save_atomic
 
 DATASETS = ("digits",) + TOY_SETS
 DEFAULT_MODELS = {
@@ -73,7 +77,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--minutes", type=float, help="wall-clock budget in minutes")
     parser.add_argument("--small", action="store_true", help="digits only: the half-width UNet (~3x cheaper per call) of notebook 04's step sweep")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--batch-size", type=int, help="default: 128 on a CPU or Apple GPU, 2048 on CUDA")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the model for training (eager if compiling fails)")
     parser.add_argument("--lr", type=float, help="AdamW learning rate (default 2e-3; with --resume, overrides the run's)")
     parser.add_argument("--device", help="cuda, mps or cpu (default: the best available)")
     parser.add_argument("--resume", type=Path, help="a .state file written by an earlier run")
@@ -91,55 +96,91 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     command = "python -m ddimlib.train " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
     hardware = {"device": None, "cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(), "torch": str(torch.__version__)}
-    started = time.monotonic()
-    if args.classifier:
-        from ddimlib.metrics import train_classifier
+    return (train_classifier_command if args.classifier else train_model_command)(args, command, hardware)
 
-        train, test = load_digits("train"), load_digits("test")
-        classifier = train_classifier(train.images, train.labels, seed=args.seed)
-        with torch.no_grad():
-            accuracy = float((classifier(test.images).argmax(1) == test.labels).float().mean())
-        save_atomic(classifier.state_dict(), args.out)
-        report = {"command": command, "seed": args.seed, "test_accuracy": accuracy, "test_images": len(test.labels),
-                  "wall_seconds": round(time.monotonic() - started, 1), "hardware": hardware | {"device": "cpu"}}
-    else:
-        data = training_data(args.dataset)
-        if args.resume:
-            trainer = Trainer.resume(args.resume, data, args.device)
-            if trainer.config.dataset != args.dataset:
-                raise SystemExit(f"--resume {args.resume} was trained on {trainer.config.dataset!r}, not {args.dataset!r}")
-            if args.lr is not None:
-                trainer.config.lr = args.lr
-        else:
-            model, model_config = DEFAULT_MODELS["digits" if args.dataset == "digits" else "toy"]
-            if args.small:
-                model, model_config = DIGITS_SMALL
-            config = TrainConfig(dataset=args.dataset, model=model, model_config=model_config, batch_size=args.batch_size, lr=args.lr or 2e-3, seed=args.seed)
-            trainer = Trainer(config, data, args.device)
-        hardware["device"] = str(trainer.device) + (f" ({torch.cuda.get_device_name()})" if trainer.device.type == "cuda" else "")
-        print(f"training {trainer.config.model} on {args.dataset} on {trainer.device} from step {trainer.step}", flush=True)
-        trainer.train(steps=args.steps, minutes=args.minutes)
-        trainer.runs[-1].update(command=command, lr=trainer.config.lr, hardware=hardware)
-        state_path = trainer.save(args.out.with_name(args.out.name + ".state"))
-        recent = trainer.losses[-200:]
-        report = {
-            "command": command,
-            "seed": trainer.config.seed,
-            "steps": trainer.step,
-            "wall_seconds": round(sum(run["wall_seconds"] for run in trainer.runs), 1),
-            "hardware": hardware,
-            "runs": trainer.runs,
-            "final_loss_mean_of_last_200_steps": sum(recent) / len(recent),
-            "config": trainer.state()["config"],
-        }
-        report["metric"] = evaluate(trainer.eps_model(), trainer.config, args.eval_samples)
-        trainer.export(args.out, metadata=report)
-        print(f"full training state: {state_path}")
-    sidecar = args.out.with_suffix(".json")
-    sidecar.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {args.out} and {sidecar}")
-    print(json.dumps(report.get("metric", report), indent=2))
+
+def train_classifier_command(args: argparse.Namespace, command: str, hardware: dict) -> int:
+    from ddimlib.metrics import train_classifier
+
+    started = time.monotonic()
+    train, test = load_digits("train"), load_digits("test")
+    classifier = train_classifier(train.images, train.labels, seed=args.seed)
+    with torch.no_grad():
+        accuracy = float((classifier(test.images).argmax(1) == test.labels).float().mean())
+    save_atomic(classifier.state_dict(), args.out)
+    report = {"command": command, "seed": args.seed, "test_accuracy": accuracy, "test_images": len(test.labels),
+              "wall_seconds": round(time.monotonic() - started, 1), "hardware": hardware | {"device": "cpu"}}
+    write_sidecar(args.out, report)
+    print(f"wrote {args.out} and {args.out.with_suffix('.json')}")
+    print(json.dumps(report, indent=2))
     return 0
+
+
+def train_model_command(args: argparse.Namespace, command: str, hardware: dict) -> int:
+    data = training_data(args.dataset)
+    if args.resume:
+        trainer = Trainer.resume(args.resume, data, args.device)
+        if trainer.config.dataset != args.dataset:
+            raise SystemExit(f"--resume {args.resume} was trained on {trainer.config.dataset!r}, not {args.dataset!r}")
+        if args.lr is not None:
+            trainer.config.lr = args.lr
+    else:
+        model, model_config = DEFAULT_MODELS["digits" if args.dataset == "digits" else "toy"]
+        if args.small:
+            model, model_config = DIGITS_SMALL
+        batch_size = args.batch_size or default_batch_size(pick_device(args.device))
+        config = TrainConfig(dataset=args.dataset, model=model, model_config=model_config, batch_size=batch_size,
+                             lr=args.lr or 2e-3, seed=args.seed, compile=args.compile)
+        trainer = Trainer(config, data, args.device)
+    hardware["device"] = str(trainer.device) + (f" ({torch.cuda.get_device_name()})" if trainer.device.type == "cuda" else "")
+    print(f"training {trainer.config.model} on {args.dataset} on {trainer.device} from step {trainer.step}, "
+          f"batch {trainer.config.batch_size}{', compiled' if trainer.config.compile else ''}", flush=True)
+    trainer.train(steps=args.steps, minutes=args.minutes)
+    trainer.runs[-1].update(command=command, lr=trainer.config.lr, hardware=hardware)
+    state_path = trainer.save(args.out.with_name(args.out.name + ".state"))
+    recent = trainer.losses[-200:]
+    report = {
+        "command": command,
+        "seed": trainer.config.seed,
+        "steps": trainer.step,
+        "wall_seconds": round(sum(run["wall_seconds"] for run in trainer.runs), 1),
+        "steps_per_second": trainer.runs[-1]["steps_per_second"],
+        "samples_per_second": trainer.runs[-1]["samples_per_second"],
+        "hardware": hardware,
+        "runs": trainer.runs,
+        "final_loss_mean_of_last_200_steps": sum(recent) / len(recent),
+        "config": trainer.state()["config"],
+        "metric": {"status": "not computed yet"},
+    }
+    save_run(trainer, args.out, report)  # a finished run is never lost to a failing evaluation
+    print(f"full training state: {state_path}")
+    try:
+        report["metric"] = evaluate(trainer.eps_model(), trainer.config, args.eval_samples)
+    except Exception as error:
+        report["metric"] = {"status": "failed", "error": f"{type(error).__name__}: {error}"}
+        save_run(trainer, args.out, report)
+        print(f"the evaluation failed ({type(error).__name__}: {error}); the trained model is saved in {args.out} "
+              f"and {args.out.with_suffix('.json')}", file=sys.stderr)
+        return 1
+    save_run(trainer, args.out, report)
+    print(f"wrote {args.out} and {args.out.with_suffix('.json')}")
+    print(json.dumps(report["metric"], indent=2))
+    return 0
+
+
+def write_sidecar(out: Path, report: dict) -> Path:
+    """The run's report as JSON next to the export (out with the suffix .json), written atomically."""
+    sidecar = out.with_suffix(".json")
+    temporary = sidecar.with_name(f".{sidecar.name}.tmp")
+    temporary.write_text(json.dumps(report, indent=2) + "\n")
+    temporary.replace(sidecar)
+    return sidecar
+
+
+def save_run(trainer: Trainer, out: Path, report: dict) -> None:
+    """The inference export with the report as its metadata, and the sidecar JSON beside it."""
+    trainer.export(out, metadata=report)
+    write_sidecar(out, report)
 
 
 if __name__ == "__main__":

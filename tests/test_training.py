@@ -176,3 +176,34 @@ def test_the_ema_is_a_copy_then_an_exponential_average_of_the_weights():
     for ema, e in zip(trainer.ema.module.parameters(), expected):
         assert torch.allclose(ema, e, atol=1e-7)
     assert int(trainer.ema.n_averaged) == 4
+
+
+def test_a_failing_evaluation_keeps_the_finished_run_and_exits_non_zero(tmp_path, monkeypatch, capsys):
+    def broken_evaluate(*args, **kwargs):
+        raise RuntimeError("Expected all tensors to be on the same device")
+
+    monkeypatch.setattr(train_cli, "evaluate", broken_evaluate)
+    out = tmp_path / "moons.pt"
+    assert train_cli.main(["--dataset", "two_moons", "--steps", "20", "--out", str(out)]) == 1
+    sidecar = json.loads(out.with_suffix(".json").read_text())
+    assert sidecar["metric"] == {"status": "failed", "error": "RuntimeError: Expected all tensors to be on the same device"}
+    assert sidecar["steps"] == 20 and sidecar["samples_per_second"] > 0 and sidecar["steps_per_second"] > 0
+    model, config = load_model(out, expect_model="mlp")  # the export is there and loads
+    assert config.batch_size == 128 and load_checkpoint(out)["metadata"]["metric"]["status"] == "failed"
+    assert "the evaluation failed" in capsys.readouterr().err
+    assert (tmp_path / "moons.pt.state").exists()
+
+
+def test_a_compiled_step_that_fails_falls_back_to_eager(moons, monkeypatch):
+    def compile_that_fails(model):
+        def compiled(*args):
+            raise RuntimeError("no C++ compiler for this backend")
+
+        return compiled
+
+    monkeypatch.setattr(torch, "compile", compile_that_fails)
+    config = TrainConfig(dataset="two_moons", model="mlp", model_config={"data_dim": 2, "hidden": 16, "depth": 1}, batch_size=16, compile=True)
+    trainer = Trainer(config, moons, device="cpu")
+    with pytest.warns(UserWarning, match="torch.compile failed on cpu .*no C\\+\\+ compiler.*training eagerly"):
+        losses = trainer.train(steps=3, progress=False)
+    assert len(losses) == 3 and trainer.forward is trainer.model
