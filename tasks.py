@@ -1,31 +1,83 @@
 #!/usr/bin/env python3
-"""The project's two commands, with nothing but Python >= 3.10 and pip needed beforehand.
+"""The project's commands, with nothing but Python >= 3.10 and pip needed beforehand.
 
-    python3 tasks.py run     execute every notebook headless; results under build/
-    python3 tasks.py test    run the unit tests and every notebook (nbval), with coverage
+    python3 tasks.py run            execute every notebook headless; results under build/
+    python3 tasks.py test           run the unit tests and every notebook (nbval), with coverage
+    python3 tasks.py device-check   the GPU checks and figures of benchmarks/device_check.py
 
 Each sets up on first use, and again only when pyproject.toml changes: a virtual environment in
-.venv/, the pinned CPU wheel torch==2.13.0 first (an unpinned torch would pull a CUDA build of
-several GB), then this project with its test extra. Extra arguments to `test` go to pytest.
+.venv/, torch==2.13.0 first (the build that suits the machine, see torch_install), then this project
+with its test extra. Extra arguments to `test` go to pytest, to `device-check` to the script.
+
+`run` goes on past a notebook that fails, then lists every failure (notebook, cell, error) and
+exits non-zero; it prints each cell as it starts, and writes the notebooks' times to
+build/run_times.json.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import platform
+import shutil
 import subprocess
 import sys
+import tempfile
+import threading
+import time
+import urllib.request
 import venv
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 TORCH_PIN = "torch==2.13.0"
+CPU_INDEX = "https://download.pytorch.org/whl/cpu"  # PyTorch's install instructions: CPU-only wheels
 STAMP = VENV / "ddimlib-installed.txt"
+HEARTBEAT_SECONDS = 60  # `run` says which cell is still running this often
 
 
 def venv_python() -> Path:
     return VENV / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+
+
+# ------------------------------------------------------------------ which torch
+
+
+def nvidia_gpu_present() -> bool:
+    """An NVIDIA driver that sees a GPU: `nvidia-smi -L` lists one (or, without nvidia-smi, the driver's /proc entry)."""
+    if shutil.which("nvidia-smi"):
+        try:
+            listing = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=20)
+        except (OSError, subprocess.SubprocessError):
+            return False
+        return listing.returncode == 0 and "GPU" in listing.stdout
+    return Path("/proc/driver/nvidia/version").exists()
+
+
+def reachable(url: str, timeout: float = 5.0) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout):
+            return True
+    except Exception:  # no route, no name, refused, proxy, TLS: all mean "cannot use it now"
+        return False
+
+
+def torch_install(system: str, has_nvidia_gpu: bool, cpu_index_reachable: bool) -> tuple[list[str], str]:
+    """The pip arguments that install TORCH_PIN for this machine, and why.
+
+    On Linux the default index serves torch built for CUDA (several GB with its nvidia-* packages);
+    without an NVIDIA GPU the CPU-only build from PyTorch's CPU index does the same work in a
+    fraction of the size. macOS and Windows get a CPU (or Apple GPU) build from the default index.
+    """
+    if system != "Linux":
+        return [TORCH_PIN], f"{system}: the default index's torch is the right build here"
+    if has_nvidia_gpu:
+        return [TORCH_PIN], "an NVIDIA GPU is present: the default (CUDA) build, so the series runs on it"
+    if cpu_index_reachable:
+        return [TORCH_PIN, "--index-url", CPU_INDEX], f"no NVIDIA GPU: the CPU-only build from {CPU_INDEX}"
+    return [TORCH_PIN], f"no NVIDIA GPU, but {CPU_INDEX} cannot be reached: the default index instead (its build may be CUDA's)"
 
 
 def ensure_env() -> Path:
@@ -37,37 +89,101 @@ def ensure_env() -> Path:
         print(f"[tasks] creating virtual environment {VENV}", flush=True)
         venv.create(VENV, with_pip=True)
     pip = [str(venv_python()), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
-    print(f"[tasks] installing {TORCH_PIN} (CPU wheel), then ddimlib[test]", flush=True)
-    subprocess.run([*pip, TORCH_PIN], check=True)
+    gpu = nvidia_gpu_present()
+    arguments, reason = torch_install(platform.system(), gpu, not gpu and platform.system() == "Linux" and reachable(CPU_INDEX + "/torch/"))
+    print(f"[tasks] installing {TORCH_PIN}: {reason}", flush=True)
+    if subprocess.run([*pip, *arguments]).returncode != 0:
+        if arguments == [TORCH_PIN]:
+            raise SystemExit(f"[tasks] pip could not install {TORCH_PIN}")
+        print(f"[tasks] the CPU index failed; installing {TORCH_PIN} from the default index", flush=True)
+        subprocess.run([*pip, TORCH_PIN], check=True)
+    print("[tasks] installing ddimlib[test]", flush=True)
     subprocess.run([*pip, "-e", f"{ROOT}[test]"], check=True)
     STAMP.write_text(wanted + "\n")
     return venv_python()
+
+
+# ------------------------------------------------------------------ running the notebooks
 
 
 def notebooks() -> list[Path]:
     return sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 
 
-def execute_notebooks() -> int:
-    """Run inside .venv: execute each notebook in order, save it and its figures under build/."""
+def minutes_seconds(seconds: float) -> str:
+    return f"{int(seconds // 60)}:{int(seconds % 60):02d}"
+
+
+class CellProgress:
+    """nbclient hooks that print each code cell as it starts, and every HEARTBEAT_SECONDS which is still running."""
+
+    def __init__(self, name: str, nb):
+        self.name, self.started = name, time.monotonic()
+        self.code_cells = [i for i, cell in enumerate(nb.cells) if cell.cell_type == "code"]
+        self.current: tuple[int, float] | None = None
+        self._stop = threading.Event()
+        threading.Thread(target=self._heartbeat, daemon=True).start()
+
+    def on_cell_start(self, cell, cell_index, **_):
+        if cell.cell_type != "code":
+            return
+        self.current = (cell_index, time.monotonic())
+        first = next((line for line in cell.source.splitlines() if line.strip()), "")[:70]
+        number = self.code_cells.index(cell_index) + 1
+        print(f"[tasks]   {self.name} cell {number}/{len(self.code_cells)} at {minutes_seconds(time.monotonic() - self.started)}: {first}", flush=True)
+
+    def _heartbeat(self):
+        while not self._stop.wait(HEARTBEAT_SECONDS):
+            if self.current:
+                index, since = self.current
+                print(f"[tasks]   {self.name} still on cell {self.code_cells.index(index) + 1} ({minutes_seconds(time.monotonic() - since)} so far)", flush=True)
+
+    def stop(self):
+        self._stop.set()
+
+
+def kernel_manager(folder: Path):
+    """A kernel manager that talks to the kernel over local IPC sockets where the system has them (no
+    TCP ports, and so no warning about unencrypted TCP), in a temporary folder."""
+    from jupyter_client.manager import KernelManager
+
+    if os.name == "nt":
+        return KernelManager(kernel_name="python3")
+    return KernelManager(kernel_name="python3", transport="ipc", ip=str(folder / "kernel"))
+
+
+def execute_notebooks(paths: list[Path], build: Path) -> int:
+    """Run inside .venv: execute each notebook in order, save it and its figures under `build`; go on past failures."""
     import base64
 
     import nbformat
     from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
 
-    paths = notebooks()
-    if not paths:
-        print("[tasks] notebooks/ holds no notebooks yet; nothing to run")
-        return 0
-    out_dir, fig_root = ROOT / "build" / "notebooks", ROOT / "build" / "figures"
+    out_dir, fig_root = build / "notebooks", build / "figures"
     out_dir.mkdir(parents=True, exist_ok=True)
-    for path in paths:
-        print(f"[tasks] executing {path.relative_to(ROOT)}", flush=True)
+    failures, times = [], {}
+    for number, path in enumerate(paths, 1):
+        print(f"[tasks] executing {path.parent.name}/{path.name} ({number} of {len(paths)})", flush=True)
         nb = nbformat.read(path, as_version=4)
-        NotebookClient(nb, timeout=3600, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
+        progress = CellProgress(path.stem, nb)
+        started = time.monotonic()
+        with tempfile.TemporaryDirectory() as folder:
+            client = NotebookClient(nb, km=kernel_manager(Path(folder)), timeout=3600, resources={"metadata": {"path": str(path.parent)}},
+                                    on_cell_start=progress.on_cell_start)
+            try:
+                client.execute()
+            except CellExecutionError as error:
+                index = progress.current[0] if progress.current else -1
+                failures.append((path.name, progress.code_cells.index(index) + 1 if index >= 0 else "?", f"{error.ename}: {error.evalue}"))
+                print(f"[tasks]   FAILED: {failures[-1][2]}", flush=True)
+            finally:
+                progress.stop()
+        times[path.stem] = round(time.monotonic() - started, 1)
         nbformat.write(nb, out_dir / path.name)
         fig_dir = fig_root / path.stem
-        fig_dir.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(fig_dir, ignore_errors=True)
+        fig_dir.mkdir(parents=True)
         count = 0
         for index, cell in enumerate(nb.cells):
             for output in cell.get("outputs", []):
@@ -75,20 +191,30 @@ def execute_notebooks() -> int:
                 if png:
                     count += 1
                     (fig_dir / f"cell{index:02d}_{count:02d}.png").write_bytes(base64.b64decode(png))
-        print(f"[tasks]   -> build/notebooks/{path.name} and {count} figure(s) in build/figures/{path.stem}/", flush=True)
-    return 0
+        print(f"[tasks]   -> {out_dir / path.name} and {count} figure(s) in {fig_dir}/ "
+              f"({minutes_seconds(times[path.stem])})", flush=True)
+    record = {"date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()}",
+              "seconds": times, "failed": [name for name, _, _ in failures]}
+    (build / "run_times.json").write_text(json.dumps(record, indent=2) + "\n")
+    print(f"[tasks] {len(paths) - len(failures)} of {len(paths)} notebooks ran in {minutes_seconds(sum(times.values()))}; "
+          f"times in {build / 'run_times.json'}", flush=True)
+    for name, cell, error in failures:
+        print(f"[tasks] FAILED {name}, code cell {cell}: {error}", flush=True)
+    return 1 if failures else 0
 
 
 def main(argv: list[str]) -> int:
     command = argv[0] if argv else ""
     if command == "_execute":  # internal: already inside .venv
-        return execute_notebooks()
-    if command not in ("run", "test"):
+        return execute_notebooks(notebooks(), ROOT / "build")
+    if command not in ("run", "test", "device-check"):
         print(__doc__)
         return 2
     python = str(ensure_env())
     if command == "run":
         return subprocess.run([python, str(Path(__file__).resolve()), "_execute"], cwd=ROOT).returncode
+    if command == "device-check":
+        return subprocess.run([python, str(ROOT / "benchmarks" / "device_check.py"), *argv[1:]], cwd=ROOT).returncode
     pytest = [python, "-m", "pytest", "--nbval-lax", "--cov=ddimlib", "--cov-report=term-missing:skip-covered", *argv[1:]]
     return subprocess.run(pytest, cwd=ROOT).returncode
 

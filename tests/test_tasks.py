@@ -1,0 +1,62 @@
+"""tasks.py, the README's commands: the torch it installs, and a main job that goes on past a failing notebook."""
+
+import json
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+import tasks  # noqa: E402
+
+
+@pytest.mark.parametrize(
+    "system, gpu, reachable, index",
+    [
+        ("Linux", False, True, tasks.CPU_INDEX),   # the CPU-only build, not several GB of CUDA
+        ("Linux", False, False, None),             # the CPU index cannot be reached: the default index, said so
+        ("Linux", True, True, None),               # an NVIDIA GPU: the default (CUDA) build
+        ("Darwin", False, True, None),             # macOS and Windows: the default index is CPU (or Apple GPU) already
+        ("Windows", False, True, None),
+    ],
+)
+def test_the_torch_build_suits_the_machine(system, gpu, reachable, index):
+    arguments, reason = tasks.torch_install(system, gpu, reachable)
+    assert arguments[0] == tasks.TORCH_PIN
+    assert (arguments[1:] == ["--index-url", index]) if index else arguments == [tasks.TORCH_PIN]
+    if system == "Linux" and not gpu:
+        assert "no NVIDIA GPU" in reason and (("cannot be reached" in reason) != reachable)
+    if gpu:
+        assert "CUDA" in reason
+
+
+def test_no_gpu_is_seen_without_nvidia_smi_or_driver(monkeypatch):
+    monkeypatch.setattr(tasks.shutil, "which", lambda name: None)
+    monkeypatch.setattr(tasks.Path, "exists", lambda self: False)
+    assert tasks.nvidia_gpu_present() is False
+
+
+def notebook(path: Path, *sources: str) -> Path:
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in sources])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
+    nbformat.write(nb, path)
+    return path
+
+
+def test_run_goes_on_past_a_failing_notebook_and_lists_the_failure(tmp_path, capfd):
+    paths = [
+        notebook(tmp_path / "01_fails.ipynb", "x = 1", "assert x == 2, 'a false claim'", "print('never')"),
+        notebook(tmp_path / "02_works.ipynb", "print('second notebook ran')"),
+    ]
+    assert tasks.execute_notebooks(paths, tmp_path / "build") == 1
+    out, err = capfd.readouterr()
+    assert "01_fails cell 2/3 at 0:0" in out and "02_works cell 1/1" in out          # progress, per cell
+    assert "[tasks] FAILED 01_fails.ipynb, code cell 2: AssertionError: a false claim" in out
+    assert "1 of 2 notebooks ran" in out
+    assert "without encryption" not in out + err                                      # the kernel's TCP warning is gone
+    executed = nbformat.read(tmp_path / "build" / "notebooks" / "02_works.ipynb", as_version=4)
+    assert executed.cells[0].outputs[0]["text"] == "second notebook ran\n"
+    record = json.loads((tmp_path / "build" / "run_times.json").read_text())
+    assert set(record["seconds"]) == {"01_fails", "02_works"} and record["failed"] == ["01_fails.ipynb"]
