@@ -211,8 +211,9 @@ def main(argv: list[str]) -> int:
         print(__doc__)
         return 2
     python = str(ensure_env())
-    if command == "run":
-        return subprocess.run([python, str(Path(__file__).resolve()), "_execute"], cwd=ROOT).returncode
+    if command == "run":  # no progress bars inside the notebooks: the saved outputs would keep them; run prints each cell instead
+        environment = os.environ | {"DDIMLIB_PROGRESS": "0"}
+        return subprocess.run([python, str(Path(__file__).resolve()), "_execute"], cwd=ROOT, env=environment).returncode
     if command == "device-check":
         return subprocess.run([python, str(ROOT / "benchmarks" / "device_check.py"), *argv[1:]], cwd=ROOT).returncode
     pytest = [python, "-m", "pytest", "--nbval-lax", "--cov=ddimlib", "--cov-report=term-missing:skip-covered", *argv[1:]]

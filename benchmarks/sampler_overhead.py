@@ -57,7 +57,7 @@ def diffusers_loop(schedule, steps: int):
     def run(model, x_T: torch.Tensor) -> torch.Tensor:
         x = x_T
         for t in scheduler.timesteps:
-            eps = model(x, torch.full((x.shape[0],), int(t) + 1, dtype=torch.int64))
+            eps = model(x, torch.full((x.shape[0],), int(t) + 1, dtype=torch.int64, device=x.device))
             x = scheduler.step(eps, t, x, eta=0.0).prev_sample
         return x
 

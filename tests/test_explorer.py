@@ -68,3 +68,17 @@ def test_explore_names_a_bad_argument(kwargs, match):
     arguments = dict(eta=0.0, steps=5, tau_kind="linear", seed=0) | kwargs
     with pytest.raises(ValueError, match=match):
         explore(smooth_model, SCHEDULE, SHAPE, **arguments)
+
+
+def test_the_picture_is_png_bytes_that_follow_the_sliders_with_a_marked_still_for_the_web():
+    import base64
+
+    explorer = SamplerExplorer(smooth_model, SCHEDULE, SHAPE, n=4)
+    bundle = explorer._repr_mimebundle_()  # displaying it draws the first frame
+    first = bytes(explorer.image.value)
+    assert first.startswith(b"\x89PNG")
+    explorer.eta.value = 1.0
+    assert bytes(explorer.image.value).startswith(b"\x89PNG") and bytes(explorer.image.value) != first
+    still = base64.b64decode(bundle["image/png"])
+    assert still.startswith(b"\x89PNG") and still != first  # the still carries its note
+    assert "application/vnd.jupyter.widget-view+json" in bundle and "run this cell in Jupyter" in bundle["text/plain"]
