@@ -142,14 +142,16 @@ class CellProgress:
         self._stop.set()
 
 
-def kernel_manager(folder: Path):
-    """A kernel manager that talks to the kernel over local IPC sockets where the system has them (no
-    TCP ports, and so no warning about unencrypted TCP), in a temporary folder."""
-    from jupyter_client.manager import KernelManager
+def kernel_config(folder: Path):
+    """nbclient's kernel talks over local IPC sockets in `folder` where the system has them: no TCP ports,
+    and so no warning from the kernel about unencrypted TCP."""
+    from traitlets.config import Config
 
-    if os.name == "nt":
-        return KernelManager(kernel_name="python3")
-    return KernelManager(kernel_name="python3", transport="ipc", ip=str(folder / "kernel"))
+    config = Config()
+    if os.name != "nt":
+        config.KernelManager.transport = "ipc"
+        config.KernelManager.ip = str(folder / "kernel")
+    return config
 
 
 def execute_notebooks(paths: list[Path], build: Path) -> int:
@@ -169,13 +171,14 @@ def execute_notebooks(paths: list[Path], build: Path) -> int:
         progress = CellProgress(path.stem, nb)
         started = time.monotonic()
         with tempfile.TemporaryDirectory() as folder:
-            client = NotebookClient(nb, km=kernel_manager(Path(folder)), timeout=3600, resources={"metadata": {"path": str(path.parent)}},
-                                    on_cell_start=progress.on_cell_start)
+            client = NotebookClient(nb, kernel_name="python3", config=kernel_config(Path(folder)), timeout=3600,
+                                    resources={"metadata": {"path": str(path.parent)}}, on_cell_start=progress.on_cell_start)
             try:
                 client.execute()
-            except CellExecutionError as error:
+            except Exception as error:  # an error in a cell, or a kernel that died or timed out: note it and go on
                 index = progress.current[0] if progress.current else -1
-                failures.append((path.name, progress.code_cells.index(index) + 1 if index >= 0 else "?", f"{error.ename}: {error.evalue}"))
+                message = f"{error.ename}: {error.evalue}" if isinstance(error, CellExecutionError) else f"{type(error).__name__}: {error}"
+                failures.append((path.name, progress.code_cells.index(index) + 1 if index >= 0 else "?", message.strip()))
                 print(f"[tasks]   FAILED: {failures[-1][2]}", flush=True)
             finally:
                 progress.stop()

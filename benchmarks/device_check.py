@@ -163,10 +163,13 @@ def main() -> int:
     for loop, ms in times.items():
         rows.append((f"{loop}, ms per step (S = 50, batch 256)", f"{ms:.3f}", ""))
     ours = times["ddimlib sample"]
-    rows.append(("sample vs bare loop", f"{100 * (ours / times['bare 6-line loop'] - 1):+.1f} %", "met" if ours <= 1.05 * times["bare 6-line loop"] else "NOT met (goal: within 5 %)"))
+    # The goals are a GPU's, whose synchronized timings are steady; on a shared CPU, runs timed seconds apart differ
+    # by several percent (benchmarks/sampler_overhead.py splits each run instead), so there the figures are reported only.
+    judge = lambda met, goal: ("met" if met else f"NOT met (goal: {goal})") if cuda else "CPU: reported, not judged"  # noqa: E731
+    rows.append(("sample vs bare loop", f"{100 * (ours / times['bare 6-line loop'] - 1):+.1f} %", judge(ours <= 1.05 * times["bare 6-line loop"], "within 5 %")))
     if "diffusers DDIMScheduler" in times:
         theirs = times["diffusers DDIMScheduler"]
-        rows.append(("sample vs diffusers' loop", f"{100 * (ours / theirs - 1):+.1f} %", "met" if ours <= theirs else "NOT met (goal: no slower)"))
+        rows.append(("sample vs diffusers' loop", f"{100 * (ours / theirs - 1):+.1f} %", judge(ours <= theirs, "no slower")))
     else:
         rows.append(("sample vs diffusers' loop", "skipped: diffusers not installed (pip install -e .[bench])", ""))
 

@@ -41,3 +41,19 @@ def test_readme_quick_start_names_the_two_commands_and_ci_runs_the_test_one():
     assert commands == ["python3 tasks.py run", "python3 tasks.py test"]
     assert "python3 tasks.py test" in (ROOT / ".ci" / "run").read_text()
     assert 'TORCH_PIN = "torch==2.13.0"' in (ROOT / "tasks.py").read_text()
+
+
+def test_readme_time_table_is_the_last_recorded_run():
+    """The README's CPU times come from notebooks/run_times.json (a copy of build/run_times.json that
+    `python3 tasks.py run` wrote on a quiet machine), within 30 %, with its date and machine stated."""
+    import json
+
+    readme = (ROOT / "README.md").read_text()
+    record = json.loads((ROOT / "notebooks" / "run_times.json").read_text())
+    rows = re.findall(r"^\| `(\d\d_\w+)` \|.*\| ~([\d.]+) (s|min) \|$", readme, flags=re.M)
+    notebooks = {path.stem for path in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")}
+    assert {name for name, _, _ in rows} == set(record["seconds"]) == notebooks
+    for name, value, unit in rows:
+        seconds = float(value) * (60 if unit == "min" else 1)
+        assert abs(seconds - record["seconds"][name]) <= 0.3 * record["seconds"][name], (name, seconds, record["seconds"][name])
+    assert record["date"] in readme and record["machine"] in readme and not record["failed"]

@@ -1,6 +1,7 @@
 """tasks.py, the README's commands: the torch it installs, and a main job that goes on past a failing notebook."""
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -45,18 +46,35 @@ def notebook(path: Path, *sources: str) -> Path:
     return path
 
 
+def children() -> set[int]:
+    """The processes this test process started that are still running (Linux's /proc; empty elsewhere)."""
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == os.getpid() and fields[0] != "Z":
+            found.add(int(stat.parent.name))
+    return found
+
+
 def test_run_goes_on_past_a_failing_notebook_and_lists_the_failure(tmp_path, capfd):
+    before = children()
     paths = [
         notebook(tmp_path / "01_fails.ipynb", "x = 1", "assert x == 2, 'a false claim'", "print('never')"),
-        notebook(tmp_path / "02_works.ipynb", "print('second notebook ran')"),
+        notebook(tmp_path / "02_dies.ipynb", "import os", "os._exit(1)  # the kernel dies, as under an out-of-memory kill"),
+        notebook(tmp_path / "03_works.ipynb", "print('last notebook ran')"),
     ]
     assert tasks.execute_notebooks(paths, tmp_path / "build") == 1
     out, err = capfd.readouterr()
-    assert "01_fails cell 2/3 at 0:0" in out and "02_works cell 1/1" in out          # progress, per cell
+    assert "01_fails cell 2/3 at 0:0" in out and "03_works cell 1/1" in out          # progress, per cell
     assert "[tasks] FAILED 01_fails.ipynb, code cell 2: AssertionError: a false claim" in out
-    assert "1 of 2 notebooks ran" in out
+    assert "[tasks] FAILED 02_dies.ipynb, code cell 2: DeadKernelError" in out
+    assert "1 of 3 notebooks ran" in out
     assert "without encryption" not in out + err                                      # the kernel's TCP warning is gone
-    executed = nbformat.read(tmp_path / "build" / "notebooks" / "02_works.ipynb", as_version=4)
-    assert executed.cells[0].outputs[0]["text"] == "second notebook ran\n"
+    assert children() <= before                                                      # and no kernel is left running
+    executed = nbformat.read(tmp_path / "build" / "notebooks" / "03_works.ipynb", as_version=4)
+    assert executed.cells[0].outputs[0]["text"] == "last notebook ran\n"
     record = json.loads((tmp_path / "build" / "run_times.json").read_text())
-    assert set(record["seconds"]) == {"01_fails", "02_works"} and record["failed"] == ["01_fails.ipynb"]
+    assert set(record["seconds"]) == {"01_fails", "02_dies", "03_works"} and record["failed"] == ["01_fails.ipynb", "02_dies.ipynb"]

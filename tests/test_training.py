@@ -207,3 +207,31 @@ def test_a_compiled_step_that_fails_falls_back_to_eager(moons, monkeypatch):
     with pytest.warns(UserWarning, match="torch.compile failed on cpu .*no C\\+\\+ compiler.*training eagerly"):
         losses = trainer.train(steps=3, progress=False)
     assert len(losses) == 3 and trainer.forward is trainer.model
+
+
+def test_a_step_budget_gives_the_same_model_on_a_busy_machine(moons):
+    """Notebook 03 trains for a number of steps, not minutes: the same losses and weights whatever else runs."""
+    import threading
+
+    def trained():
+        config = TrainConfig(dataset="two_moons", model="mlp", model_config={"data_dim": 2, "hidden": 64, "depth": 2}, batch_size=64)
+        trainer = Trainer(config, moons, device="cpu")
+        return trainer.train(steps=60, progress=False), trainer.ema.module.state_dict()
+
+    quiet_losses, quiet_weights = trained()
+    stop = threading.Event()
+
+    def busy():
+        a = torch.randn(256, 256)
+        while not stop.is_set():
+            a = torch.tanh(a @ a)
+
+    competitor = threading.Thread(target=busy)
+    competitor.start()
+    try:
+        busy_losses, busy_weights = trained()
+    finally:
+        stop.set()
+        competitor.join()
+    assert busy_losses == quiet_losses
+    assert all(torch.equal(busy_weights[k], quiet_weights[k]) for k in quiet_weights)
