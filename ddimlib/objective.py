@@ -108,8 +108,13 @@ def l_simple(eps_model: EpsModel, x0: torch.Tensor, schedule: Schedule, generato
     batch and dimensions (a scalar with gradients). x0: (B, ...).
     """
     require_floating("x0", x0)
-    t = torch.randint(1, schedule.T + 1, (x0.shape[0],), generator=generator, device=x0.device)
+    return l_simple_on(eps_model, x0, schedule.alpha.to(x0.dtype).to(x0.device), generator)
+
+
+def l_simple_on(eps_model: EpsModel, x0: torch.Tensor, alpha: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """l_simple with the schedule's alpha already in x0's dtype and on its device, (T+1,): what a training
+    loop calls, so that no step copies the table to the device (a copy that waits for the device)."""
+    t = torch.randint(1, alpha.numel(), (x0.shape[0],), generator=generator, device=x0.device)
     noise = torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device=x0.device)
-    alpha_t = schedule.alpha.to(x0.dtype).to(x0.device)[t]  # the float64 table, cast and moved, indexed on the device
-    x_t = _q_sample(x0, alpha_t, noise)  # Eq. 4, unchecked: alpha_t comes from the schedule
+    x_t = _q_sample(x0, alpha[t], noise)  # Eq. 4, unchecked: alpha comes from a checked Schedule
     return ((eps_model(x_t, t) - noise) ** 2).mean()

@@ -173,11 +173,13 @@ def _check_model(eps_model) -> None:
 def standard_normal(x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
     """Noise of x's shape, dtype and device, drawn from `generator` on the generator's own device.
 
-    A CPU generator thus gives the same noise whether x is on the CPU or on a GPU (the draw is then
-    copied over, which needs no read-back), so samples can be compared across devices.
+    A CPU generator thus gives the same noise whether x is on the CPU or on a GPU, so samples can be
+    compared across devices; the draw is copied over without waiting for the device (non_blocking: the
+    copy from ordinary host memory is staged before the call returns). A generator on x's device
+    draws there, with no copy, and other numbers.
     """
     device = generator.device if generator is not None else x.device
-    return torch.randn(x.shape, generator=generator, dtype=x.dtype, device=device).to(x.device)
+    return torch.randn(x.shape, generator=generator, dtype=x.dtype, device=device).to(x.device, non_blocking=True)
 
 
 @torch.no_grad()

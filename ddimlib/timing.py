@@ -20,7 +20,7 @@ from typing import Callable, Sequence
 import torch
 
 from ddimlib._validate import require_int
-from ddimlib.sampling import EpsModel, call_model
+from ddimlib.sampling import EpsModel, ModelOutputs, call_model
 
 
 def interleaved_medians(fns: dict[str, Callable[[], object]], repeats: int = 5) -> dict[str, float]:
@@ -42,12 +42,16 @@ def interleaved_medians(fns: dict[str, Callable[[], object]], repeats: int = 5) 
 @torch.no_grad()
 def network_only(eps_model: EpsModel, x_T: torch.Tensor, tau: torch.Tensor) -> None:
     """The network evaluations of a sampler on tau, and nothing else: eps_model(x_T, t) for t in tau,
-    from tau_S down to tau_1, all on x_T (a forward pass does the same arithmetic whatever x holds)."""
-    for t in reversed(tau.tolist()):
-        call_model(eps_model, x_T, int(t), where="in network_only")
+    from tau_S down to tau_1, all on x_T (a forward pass does the same arithmetic whatever x holds).
+    Their outputs are checked as a sampler checks them: once, after the loop."""
+    steps = tau.tolist()
+    outputs = ModelOutputs(len(steps), x_T)
+    for t in reversed(steps):
+        call_model(eps_model, x_T, int(t), "in network_only", outputs)
+    outputs.check()
 
 
-def _synchronize(x) -> None:
+def synchronize(x) -> None:
     """Wait for queued CUDA work on x's device, so that a clock reads computation, not kernel launches."""
     if isinstance(x, torch.Tensor) and x.is_cuda:
         torch.cuda.synchronize(x.device)
@@ -66,10 +70,10 @@ class NetworkClock:
         self.calls = 0
 
     def __call__(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        _synchronize(x_t)
+        synchronize(x_t)
         start = time.perf_counter()
         eps = self.eps_model(x_t, t)
-        _synchronize(eps)
+        synchronize(eps)
         self.seconds += time.perf_counter() - start
         self.calls += 1
         return eps
@@ -95,7 +99,7 @@ def overhead_split(run: Callable[[EpsModel], object], eps_model: EpsModel, repea
     for _ in range(repeats):
         clock = NetworkClock(eps_model)
         start = time.perf_counter()
-        _synchronize(run(clock))
+        synchronize(run(clock))
         total = time.perf_counter() - start
         if clock.calls == 0 or clock.seconds <= 0:
             raise ValueError("run(model) must call the model it is given; it made no timed call")

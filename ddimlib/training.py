@@ -34,7 +34,7 @@ from tqdm.auto import tqdm
 
 from ddimlib._validate import require_choice, require_int
 from ddimlib.models import MODEL_KINDS, build_model
-from ddimlib.objective import l_simple
+from ddimlib.objective import l_simple_on
 from ddimlib.schedules import Schedule, linear_schedule
 
 CHECKPOINT_FORMAT = "ddimlib-checkpoint-v1"
@@ -93,13 +93,15 @@ class Trainer:
         self.model = build_model(config.model, config.model_config).to(self.device)
         self.ema = AveragedModel(self.model)  # holds the EMA weights; updated by _update_ema, not by update_parameters
         # fused AdamW: one kernel per step, its step counts on the device (the default keeps them on the host and
-        # reads them with item()); PyTorch fuses on these device types, not on meta
+        # reads them with item()); PyTorch fuses on these device types, not on meta. A checkpoint written before
+        # this choice resumes with the unfused optimizer it saved (load_state_dict restores the group's settings).
         fused = self.device.type in ("cpu", "cuda", "mps")
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=fused)
         # the meta device (the test suite's stand-in for a GPU) has no generator of its own: draw on the CPU's
         self.generator = torch.Generator(device=self.device if self.device.type != "meta" else "cpu").manual_seed(config.seed)
         self.data = data.to(self.device, torch.float32)
         self.schedule = config.schedule()
+        self.alpha = self.schedule.alpha.to(torch.float32).to(self.device)  # the training step's table, moved once
         self.forward = torch.compile(self.model) if config.compile else self.model
         self.step = 0
         self.losses: list[float] = []
@@ -109,8 +111,8 @@ class Trainer:
     def _update_ema(self) -> None:
         """EMA of the weights: a copy at the first step, then ema <- ema + (1 - decay) (weights - ema).
 
-        The same update as AveragedModel with get_ema_multi_avg_fn, whose update_parameters tests
-        `n_averaged == 0` on the device at every step (a read-back that makes a GPU wait)."""
+        The same update as AveragedModel with get_ema_multi_avg_fn, whose update_parameters copies its
+        step count n_averaged (a CPU tensor) to the device at every step, a copy that waits for the device."""
         ema, current = list(self.ema.module.parameters()), list(self.model.parameters())
         if self.step == 0:
             torch._foreach_copy_(ema, current)
@@ -126,7 +128,7 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = config.lr * min(1.0, (self.step + 1) / max(1, config.warmup_steps))
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
-            loss = l_simple(self.forward, x0, self.schedule, self.generator)
+            loss = l_simple_on(self.forward, x0, self.alpha, self.generator)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), config.grad_clip)
@@ -136,7 +138,9 @@ class Trainer:
         return loss.detach()
 
     def _first_step(self) -> torch.Tensor:
-        """A step that, with compile on, falls back to the eager model if compiling fails here."""
+        """A step that, with compile on, falls back to the eager model if compiling fails here; the eager
+        step draws the same batch, t and noise that the failed attempt drew."""
+        random_state = self.generator.get_state(), torch.get_rng_state()
         try:
             return self._train_step()
         except Exception as error:  # torch.compile raises many kinds (no compiler, unsupported backend, ...)
@@ -144,6 +148,8 @@ class Trainer:
                 raise
             warnings.warn(f"torch.compile failed on {self.device} ({type(error).__name__}: {str(error)[:200]}); training eagerly")
             self.forward = self.model
+            self.generator.set_state(random_state[0])
+            torch.set_rng_state(random_state[1])
             return self._train_step()
 
     def train(self, steps: int | None = None, minutes: float | None = None, progress: bool = True) -> list[float]:

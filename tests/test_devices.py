@@ -1,8 +1,10 @@
 """Every loop runs on any device and never waits for it, proven on a CPU-only machine.
 
-- PyTorch's `meta` device stands in for a GPU: a meta tensor combined with a CPU tensor raises exactly
-  as a CUDA tensor does, and reading a meta value (`item`, `bool`, `tolist`) raises. So a sampler
-  that runs to the end with its model and inputs on `meta` has no tensor on the wrong device.
+- PyTorch's `meta` device stands in for a GPU: a meta tensor combined with a CPU tensor in arithmetic
+  raises as a CUDA tensor does, and reading a meta value (`item`, `bool`, `tolist`) raises. So a
+  sampler that runs to the end with its model and inputs on `meta` combines no tensors of different
+  devices. (Meta is more lenient in two places a GPU is not: a CPU generator may draw meta tensors,
+  and a CPU tensor may be indexed by a meta one; the CUDA tests below cover those.)
 - Value checks are skipped on meta (it holds no values), so the meta run alone cannot show that a
   loop reads nothing back on a real device: the read-back tests count the reads on the CPU instead.
 - Tests marked `cuda` compare a GPU with the CPU; they are skipped where there is no GPU.
@@ -151,3 +153,32 @@ def test_the_deferred_finite_check_names_the_first_bad_call_and_spares_large_hal
     outputs.record(torch.full((2, 3), float("nan"), dtype=torch.float16), "at step 3")
     with pytest.raises(ValueError, match=r"eps_model output at step 2 contains NaN or infinite values.*\(2 of the loop's 3"):
         outputs.check()
+
+
+@needs_cuda
+@pytest.mark.parametrize("loop", LOOPS)
+def test_no_loop_makes_the_gpu_wait_between_its_first_and_last_model_call(loop):
+    """CUDA's own count of synchronizations (sync debug mode "warn"), read between model calls: none may happen."""
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+
+        class Marks(torch.nn.Module):
+            def __init__(self, model):
+                super().__init__()
+                self.model, self.marks = model, []
+
+            def forward(self, x_t, t):
+                self.marks.append(len(caught))
+                return self.model(x_t, t)
+
+        spy = Marks(unet("cuda"))
+        x = torch.randn(4, *SHAPE, device="cuda")
+        torch.cuda.synchronize()
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            LOOPS[loop](spy, x)
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+    assert spy.marks[-1] == spy.marks[0], [str(w.message)[:120] for w in caught[spy.marks[0]:spy.marks[-1]]]

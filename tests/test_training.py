@@ -184,7 +184,7 @@ def test_a_failing_evaluation_keeps_the_finished_run_and_exits_non_zero(tmp_path
 
     monkeypatch.setattr(train_cli, "evaluate", broken_evaluate)
     out = tmp_path / "moons.pt"
-    assert train_cli.main(["--dataset", "two_moons", "--steps", "20", "--out", str(out)]) == 1
+    assert train_cli.main(["--dataset", "two_moons", "--steps", "20", "--out", str(out), "--device", "cpu"]) == 1
     sidecar = json.loads(out.with_suffix(".json").read_text())
     assert sidecar["metric"] == {"status": "failed", "error": "RuntimeError: Expected all tensors to be on the same device"}
     assert sidecar["steps"] == 20 and sidecar["samples_per_second"] > 0 and sidecar["steps_per_second"] > 0
@@ -207,31 +207,5 @@ def test_a_compiled_step_that_fails_falls_back_to_eager(moons, monkeypatch):
     with pytest.warns(UserWarning, match="torch.compile failed on cpu .*no C\\+\\+ compiler.*training eagerly"):
         losses = trainer.train(steps=3, progress=False)
     assert len(losses) == 3 and trainer.forward is trainer.model
-
-
-def test_a_step_budget_gives_the_same_model_on_a_busy_machine(moons):
-    """Notebook 03 trains for a number of steps, not minutes: the same losses and weights whatever else runs."""
-    import threading
-
-    def trained():
-        config = TrainConfig(dataset="two_moons", model="mlp", model_config={"data_dim": 2, "hidden": 64, "depth": 2}, batch_size=64)
-        trainer = Trainer(config, moons, device="cpu")
-        return trainer.train(steps=60, progress=False), trainer.ema.module.state_dict()
-
-    quiet_losses, quiet_weights = trained()
-    stop = threading.Event()
-
-    def busy():
-        a = torch.randn(256, 256)
-        while not stop.is_set():
-            a = torch.tanh(a @ a)
-
-    competitor = threading.Thread(target=busy)
-    competitor.start()
-    try:
-        busy_losses, busy_weights = trained()
-    finally:
-        stop.set()
-        competitor.join()
-    assert busy_losses == quiet_losses
-    assert all(torch.equal(busy_weights[k], quiet_weights[k]) for k in quiet_weights)
+    config.compile = False  # the eager retry drew what the failed attempt drew: the same run as never compiling
+    assert Trainer(config, moons, device="cpu").train(steps=3, progress=False) == losses
