@@ -79,12 +79,13 @@ def agreement(device: torch.device) -> dict:
     x_T = torch.randn(512, 1, 8, 8, generator=torch.Generator().manual_seed(0))
     on_cpu = sample(model, schedule, x_T, 50, progress=False)
     result = {}
-    for label, tf32 in (("float32, TF32 as PyTorch sets it", torch.backends.cudnn.allow_tf32), ("float32, TF32 off", False)):
-        before = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
-        torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = tf32
+    before = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    for label, tf32_off in (("float32, PyTorch's TF32 defaults", False), ("float32, TF32 off", True)):
+        if tf32_off:
+            torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
         difference = (sample(model.to(device), schedule, x_T.to(device), 50, progress=False).cpu() - on_cpu).abs()
-        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = before
         result[label] = {"max": float(difference.max()), "mean": float(difference.mean())}
+    torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = before
     oracle = eight_gaussians(schedule)
     x_T = torch.randn(4096, 2, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
     noise = lambda: torch.Generator().manual_seed(2)  # noqa: E731

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import torch
 
 from ddimlib._validate import require_choice, require_in_range, require_int
+from ddimlib.models import placement
 from ddimlib.plotting import figure_png, show_images
 from ddimlib.sampling import EpsModel, sample
 from ddimlib.schedules import TAU_KINDS, Schedule
@@ -55,8 +56,8 @@ def explore(
     """Sample n images from the x_T that `seed` draws, with DDIM at `eta` on a `tau_kind` tau of
     `steps` steps, and keep the trajectory of the first one.
 
-    Runs on the device of the model's parameters (the CPU for a plain function); x_T and the noise are
-    drawn from a CPU generator, so a seed means the same x_T everywhere. The frame's tensors stay on
+    Runs on the device and in the dtype of the model's parameters (the CPU and float32 for a plain
+    function); x_T and the noise are drawn from a CPU generator, so a seed means the same x_T everywhere. The frame's tensors stay on
     that device; `draw` brings what it shows to the CPU."""
     eta = require_in_range("eta", eta, 0.0, 1.0)
     steps = require_int("steps", steps, 1, schedule.T)
@@ -64,7 +65,8 @@ def explore(
     seed = require_int("seed", seed, 0)
     n = require_int("n", n, 1)
     generator = torch.Generator().manual_seed(seed)
-    x_T = torch.randn((n, *image_shape), generator=generator).to(model_device(eps_model))
+    device, dtype = placement(eps_model)
+    x_T = torch.randn((n, *image_shape), generator=generator).to(device=device, dtype=dtype)
     samples, path = sample(eps_model, schedule, x_T, steps, eta=eta, tau=tau_kind, generator=generator, progress=False, return_trajectory=True)
     k = min(TRAJECTORY_COLUMNS, steps + 1)
     shown = torch.linspace(steps, 0, k).round().long().unique_consecutive().tolist()  # from tau_S = T down to tau_0 = 0
@@ -79,13 +81,6 @@ def explore(
         x_shown=path.x[shown, 0],
         x0_shown=path.x0_pred[shown, 0],
     )
-
-
-def model_device(eps_model: EpsModel) -> torch.device:
-    """The device of a model's parameters; the CPU for a plain function or a model without parameters."""
-    parameters = getattr(eps_model, "parameters", None)
-    first = next(iter(parameters()), None) if callable(parameters) else None
-    return first.device if first is not None else torch.device("cpu")
 
 
 def draw(fig, frame: ExplorerFrame) -> None:

@@ -50,10 +50,15 @@ def euler_step(eps_model: EpsModel, x_bar: torch.Tensor, schedule: Schedule, t: 
     The model is evaluated at the step's start, x(t), with time t_model (default t). Returns
     (x_bar_next, eps_pred), both of x_bar's shape.
     """
-    t_model = t if t_model is None else t_model
     sigma = ode_sigma(schedule.alpha[[t, t_next]])  # float64 on the CPU
-    scale, step = on_device_of(x_bar, 1 / (sigma[0] ** 2 + 1).sqrt(), sigma[1] - sigma[0])
-    eps = call_model(eps_model, x_bar * scale, t_model, where=f"in the Euler step {t} -> {t_next}")
+    to_x, step = on_device_of(x_bar, 1 / (sigma[:1] ** 2 + 1).sqrt(), sigma[1:] - sigma[:1])
+    return _euler(eps_model, x_bar, to_x[0], step[0], t if t_model is None else t_model, f"in the Euler step {t} -> {t_next}")
+
+
+def _euler(eps_model: EpsModel, x_bar, to_x, step, t_model: int, where: str, outputs: ModelOutputs | None = None):
+    """Eq. 14's update with its coefficients given on x_bar's device: to_x = 1 / sqrt(sigma^2 + 1) at the
+    start, step = sigma(t_next) - sigma(t). Returns (x_bar_next, eps_pred)."""
+    eps = call_model(eps_model, x_bar * to_x, t_model, where, outputs)
     return x_bar + step * eps, eps
 
 
@@ -65,8 +70,8 @@ def _integrate(eps_model: EpsModel, schedule: Schedule, x: torch.Tensor, grid: l
     """Euler steps of Eq. 14 along `grid` (increasing: encode; decreasing: decode), from x at grid[0] to grid[-1].
 
     Each step evaluates the model at its start time, except that a start at t = 0 (only encode's
-    first step) is evaluated at t = 1 (see encode). The same arithmetic as `euler_step`, with every
-    step's coefficients computed before the loop, so that the loop reads nothing back from the device.
+    first step) is evaluated at t = 1 (see encode). Every step's coefficients are computed before the
+    loop, so that the loop reads nothing back from the device.
     """
     _check_model(eps_model)
     x = check_x_T(x)
@@ -77,8 +82,7 @@ def _integrate(eps_model: EpsModel, schedule: Schedule, x: torch.Tensor, grid: l
     outputs = ModelOutputs(len(grid) - 1, x)
     for k in tqdm(range(len(grid) - 1), desc=desc, disable=not progress, leave=False):
         t, t_next = grid[k], grid[k + 1]
-        eps = call_model(eps_model, x_bar * to_x[k], max(t, 1), f"in the Euler step {t} -> {t_next}", outputs)
-        x_bar = x_bar + steps[k] * eps
+        x_bar, _ = _euler(eps_model, x_bar, to_x[k], steps[k], max(t, 1), f"in the Euler step {t} -> {t_next}", outputs)
     outputs.check()
     return from_x_bar(x_bar, alpha[-1])
 

@@ -30,6 +30,7 @@ from pathlib import Path
 import torch
 
 from ddimlib.data import TOY_SETS, load_digits, toy_2d
+from ddimlib.models import placement
 from ddimlib.sampling import sample
 from ddimlib.training import Trainer, TrainConfig, default_batch_size, pick_device, save_atomic
 
@@ -52,7 +53,7 @@ def evaluate(eps_model, config: TrainConfig, n: int, steps: int = 50, seed: int 
     """The quality metric at DDIM eta = 0 with `steps` steps on `n` samples, and its data floor."""
     from ddimlib import metrics
 
-    device = next(eps_model.parameters()).device
+    device = placement(eps_model)[0]
     shape = (n, 1, 8, 8) if config.dataset == "digits" else (n, 2)
     x_T = torch.randn(shape, generator=torch.Generator().manual_seed(seed)).to(device)
     generated = sample(eps_model, config.schedule(), x_T, steps, eta=0.0, progress=False).cpu()
