@@ -71,13 +71,26 @@ def torch_install(system: str, has_nvidia_gpu: bool, cpu_index_reachable: bool) 
     without an NVIDIA GPU the CPU-only build from PyTorch's CPU index does the same work in a
     fraction of the size. macOS and Windows get a CPU (or Apple GPU) build from the default index.
     """
+    if system == "Windows" and has_nvidia_gpu:
+        return [TORCH_PIN], ("Windows with an NVIDIA GPU: the default index has only the CPU build for Windows; for the GPU, "
+                             "install torch into .venv from the CUDA index that PyTorch's install instructions give")
     if system != "Linux":
-        return [TORCH_PIN], f"{system}: the default index's torch is the right build here"
+        return [TORCH_PIN], f"{system}: the default index's build is the one for this system (CPU, or Apple's GPU)"
     if has_nvidia_gpu:
         return [TORCH_PIN], "an NVIDIA GPU is present: the default (CUDA) build, so the series runs on it"
     if cpu_index_reachable:
         return [TORCH_PIN, "--index-url", CPU_INDEX], f"no NVIDIA GPU: the CPU-only build from {CPU_INDEX}"
     return [TORCH_PIN], f"no NVIDIA GPU, but {CPU_INDEX} cannot be reached: the default index instead (its build may be CUDA's)"
+
+
+def install_torch(pip: list[str], arguments: list[str]) -> None:
+    """pip install with `arguments`; if that used the CPU index and failed, the default index instead."""
+    if subprocess.run([*pip, *arguments]).returncode == 0:
+        return
+    if arguments == [TORCH_PIN]:
+        raise SystemExit(f"[tasks] pip could not install {TORCH_PIN}")
+    print(f"[tasks] the CPU index failed; installing {TORCH_PIN} from the default index", flush=True)
+    subprocess.run([*pip, TORCH_PIN], check=True)
 
 
 def ensure_env() -> Path:
@@ -91,12 +104,8 @@ def ensure_env() -> Path:
     pip = [str(venv_python()), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
     gpu = nvidia_gpu_present()
     arguments, reason = torch_install(platform.system(), gpu, not gpu and platform.system() == "Linux" and reachable(CPU_INDEX + "/torch/"))
-    print(f"[tasks] installing {TORCH_PIN}: {reason}", flush=True)
-    if subprocess.run([*pip, *arguments]).returncode != 0:
-        if arguments == [TORCH_PIN]:
-            raise SystemExit(f"[tasks] pip could not install {TORCH_PIN}")
-        print(f"[tasks] the CPU index failed; installing {TORCH_PIN} from the default index", flush=True)
-        subprocess.run([*pip, TORCH_PIN], check=True)
+    print(f"[tasks] installing {TORCH_PIN}: {reason} (an existing .venv keeps the torch it has: delete .venv to change it)", flush=True)
+    install_torch(pip, arguments)
     print("[tasks] installing ddimlib[test]", flush=True)
     subprocess.run([*pip, "-e", f"{ROOT}[test]"], check=True)
     STAMP.write_text(wanted + "\n")
@@ -168,10 +177,12 @@ def execute_notebooks(paths: list[Path], build: Path) -> int:
     for number, path in enumerate(paths, 1):
         print(f"[tasks] executing {path.parent.name}/{path.name} ({number} of {len(paths)})", flush=True)
         nb = nbformat.read(path, as_version=4)
+        for cell in nb.cells:  # no timestamps: a re-run changes the saved notebook only where its outputs change
+            cell.metadata.pop("execution", None)
         progress = CellProgress(path.stem, nb)
         started = time.monotonic()
         with tempfile.TemporaryDirectory() as folder:
-            client = NotebookClient(nb, kernel_name="python3", config=kernel_config(Path(folder)), timeout=3600,
+            client = NotebookClient(nb, kernel_name="python3", config=kernel_config(Path(folder)), timeout=3600, record_timing=False,
                                     resources={"metadata": {"path": str(path.parent)}}, on_cell_start=progress.on_cell_start)
             try:
                 client.execute()

@@ -41,3 +41,14 @@ def test_the_explorer_draws_a_picture_in_a_fresh_kernel():
     assert any("image/png" in data and "application/vnd.jupyter.widget-view+json" in data for data in bundles)
     assert not any("<Figure size" in data.get("text/plain", "") for data in bundles)
     assert any("run this cell in Jupyter" in data.get("text/plain", "") for data in bundles)
+
+
+def test_notebooks_train_for_a_number_of_steps_not_minutes():
+    """A step budget shows the same model on a busy laptop and an idle one; a wall-clock budget does not."""
+    calls = []
+    for path in PATHS:
+        for cell in nbformat.read(path, as_version=4).cells:
+            if cell.cell_type == "code":
+                calls += [(path.stem, line.strip()) for line in cell.source.splitlines() if ".train(" in line]
+    assert calls, "no notebook trains a model any more: update this test"
+    assert all("steps=" in line and "minutes" not in line for _, line in calls), calls

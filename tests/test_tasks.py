@@ -21,6 +21,7 @@ import tasks  # noqa: E402
         ("Linux", True, True, None),               # an NVIDIA GPU: the default (CUDA) build
         ("Darwin", False, True, None),             # macOS and Windows: the default index is CPU (or Apple GPU) already
         ("Windows", False, True, None),
+        ("Windows", True, True, None),             # Windows' default build is CPU-only: said so, with where to look
     ],
 )
 def test_the_torch_build_suits_the_machine(system, gpu, reachable, index):
@@ -31,6 +32,17 @@ def test_the_torch_build_suits_the_machine(system, gpu, reachable, index):
         assert "no NVIDIA GPU" in reason and (("cannot be reached" in reason) != reachable)
     if gpu:
         assert "CUDA" in reason
+    if system == "Windows" and gpu:
+        assert "only the CPU build" in reason
+
+
+def test_a_failing_cpu_index_falls_back_to_the_default_index(monkeypatch, capsys):
+    calls = []
+    monkeypatch.setattr(tasks.subprocess, "run", lambda command, **kw: calls.append(command) or
+                        tasks.subprocess.CompletedProcess(command, 1 if "--index-url" in command else 0))
+    tasks.install_torch(["pip", "install"], [tasks.TORCH_PIN, "--index-url", tasks.CPU_INDEX])
+    assert calls == [["pip", "install", tasks.TORCH_PIN, "--index-url", tasks.CPU_INDEX], ["pip", "install", tasks.TORCH_PIN]]
+    assert "installing torch==2.13.0 from the default index" in capsys.readouterr().out
 
 
 def test_no_gpu_is_seen_without_nvidia_smi_or_driver(monkeypatch):
