@@ -27,7 +27,7 @@ import math
 import torch
 
 from ddimlib._validate import require_floating
-from ddimlib.forward import _check_sigma, _q_sample, expand_to, predict_x0, q_posterior_mean_std, q_sample
+from ddimlib.forward import _check_sigma, _q_sample, expand_to, predict_x0, q_posterior_mean_std
 from ddimlib.sampling import EpsModel, call_model
 from ddimlib.schedules import Schedule
 

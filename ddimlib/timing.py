@@ -51,7 +51,7 @@ def network_only(eps_model: EpsModel, x_T: torch.Tensor, tau: torch.Tensor) -> N
     outputs.check()
 
 
-def synchronize(x) -> None:
+def _synchronize(x) -> None:
     """Wait for queued CUDA work on x's device, so that a clock reads computation, not kernel launches."""
     if isinstance(x, torch.Tensor) and x.is_cuda:
         torch.cuda.synchronize(x.device)
@@ -70,10 +70,10 @@ class NetworkClock:
         self.calls = 0
 
     def __call__(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        synchronize(x_t)
+        _synchronize(x_t)
         start = time.perf_counter()
         eps = self.eps_model(x_t, t)
-        synchronize(eps)
+        _synchronize(eps)
         self.seconds += time.perf_counter() - start
         self.calls += 1
         return eps
@@ -99,7 +99,7 @@ def overhead_split(run: Callable[[EpsModel], object], eps_model: EpsModel, repea
     for _ in range(repeats):
         clock = NetworkClock(eps_model)
         start = time.perf_counter()
-        synchronize(run(clock))
+        _synchronize(run(clock))
         total = time.perf_counter() - start
         if clock.calls == 0 or clock.seconds <= 0:
             raise ValueError("run(model) must call the model it is given; it made no timed call")
