@@ -195,7 +195,8 @@ def main() -> int:
         figures["training_run"] = {"command": " ".join(command[1:]), "steps": sidecar.get("steps"), "samples_per_second": sidecar.get("samples_per_second"),
                                    "metric": metric, "returncode": finished.returncode}
         if "fd" in metric:
-            figure = f"{sidecar['steps']} steps; FD {metric['fd']:.2f} vs floor {metric['floor_fd']:.2f} ({metric['fd_over_floor']:.2f}x), 1,000 samples"
+            figure = (f"{sidecar['steps']} steps; FD {metric['fd']:.2f} +- {metric['fd_se']:.2f} vs floor {metric['floor_fd']:.2f} "
+                      f"({metric['fd_over_floor']:.2f}x), {metric['replicates']} sets of {metric['n']:,} samples")
         else:
             figure = f"no metric ({metric.get('error') or finished.stderr.strip()[-200:]})"
         rows.append((f"training run, {minutes:g} min", figure, "pass" if finished.returncode == 0 else "FAIL"))

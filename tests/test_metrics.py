@@ -7,12 +7,15 @@ import torch
 
 from ddimlib.data import load_digits
 from ddimlib.metrics import (
+    against_floor,
     classifier_features,
     digits_floor,
+    floor_draws,
     frechet_distance,
     kernel_inception_distance,
     load_classifier,
     memorization_fraction,
+    score_replicates,
     sliced_wasserstein,
     sqrtm_psd,
 )
@@ -93,3 +96,47 @@ def test_shipped_classifier_is_accurate_on_held_out_digits():
     with torch.no_grad():
         accuracy = (load_classifier()(test.images).argmax(1) == test.labels).float().mean().item()
     assert accuracy >= 0.97
+
+
+def test_kid_in_blocks_equals_the_whole_kernel_matrix():
+    g = torch.Generator().manual_seed(5)
+    x, y = torch.randn(2500, 6, generator=g, dtype=F64), torch.randn(300, 6, generator=g, dtype=F64) + 0.3
+    k = lambda a, b: (a @ b.T / 6 + 1) ** 3
+    m, n = len(x), len(y)
+    whole = (k(x, x).sum() - k(x, x).trace()) / (m * (m - 1)) + (k(y, y).sum() - k(y, y).trace()) / (n * (n - 1)) - 2 * k(x, y).mean()
+    assert math.isclose(kernel_inception_distance(x, y), float(whole), rel_tol=1e-10)
+
+
+def test_the_floor_draws_real_digits_with_replacement_like_independent_samples():
+    """Drawn without replacement, n = 1,297 would be the whole training split every time (zero spread) and
+    n = 2,000 would be impossible; drawn with replacement, both are n independent draws."""
+    whole = floor_draws(1297, draws=3)
+    assert whole["fd"].unique().numel() == 3 and float(whole["fd"].std()) > 0.1
+    assert floor_draws(2000, draws=2)["fd"].shape == (2,)
+    # at n = 1,000 the i.i.d. floor sits above the floor of overlapping subsets (4.3 +- 0.5 in notebook 03)
+    floor = digits_floor(1000)
+    assert floor["drawn"].startswith("with replacement") and floor["fd"] > 5.0, floor
+    assert math.isclose(floor["fd_se"], floor["fd_sd"] / math.sqrt(floor["draws"]))
+
+
+def test_score_replicates_reports_the_mean_and_its_standard_error_over_independent_sets():
+    test = load_digits("test")
+    sets = test.images[:480].reshape(4, 120, 1, 8, 8)
+    score = score_replicates(sets)
+    classifier, reference = load_classifier(), classifier_features(test.images)
+    fds = torch.tensor([frechet_distance(classifier_features(s, classifier), reference) for s in sets], dtype=F64)
+    assert score["n"] == 120 and score["replicates"] == 4
+    assert math.isclose(score["fd"], float(fds.mean())) and math.isclose(score["fd_se"], float(fds.std()) / 2)
+    assert score["memorized"] < 0.2  # held-out digits are not copies of training digits
+    with pytest.raises(ValueError, match=r"replicates must have shape \(R, N, 1, 8, 8\) with R >= 2, got \(120, 1, 8, 8\)"):
+        score_replicates(sets[0])
+
+
+def test_against_floor_adds_independent_errors_in_quadrature_and_needs_the_same_n():
+    score = {"n": 100, "fd": 6.0, "fd_se": 0.3, "kid": 10.0, "kid_se": 4.0}
+    floor = {"n": 100, "fd": 5.0, "fd_se": 0.4, "kid": -2.0, "kid_se": 3.0}
+    read = against_floor(score, floor)
+    assert read["fd_over_floor"] == 1.2 and math.isclose(read["fd_minus_floor"], 1.0) and math.isclose(read["fd_minus_floor_se"], 0.5)
+    assert read["kid_minus_floor"] == 12.0 and math.isclose(read["kid_minus_floor_se"], 5.0)
+    with pytest.raises(ValueError, match="same sample size n, got 100 and 200"):
+        against_floor(score, floor | {"n": 200})

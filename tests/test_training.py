@@ -145,7 +145,7 @@ def test_command_line_trains_writes_the_sidecar_and_resumes(tmp_path, capsys):
     assert train_cli.main(["--dataset", "two_moons", "--steps", "30", "--out", str(out), "--eval-samples", "200"]) == 0
     sidecar = json.loads(out.with_suffix(".json").read_text())
     assert sidecar["steps"] == 30 and sidecar["metric"]["samples"] == 200
-    assert sidecar["metric"]["sliced_w2"] > 0 and sidecar["metric"]["floor_sliced_w2"] > 0
+    assert sidecar["metric"]["sliced_w2"] > 0 and sidecar["metric"]["floor_sliced_w2"] > 0 and sidecar["metric"]["sliced_w2_se"] > 0
     assert {"command", "seed", "wall_seconds", "hardware", "runs", "final_loss_mean_of_last_200_steps"} <= set(sidecar)
     assert str(out) in capsys.readouterr().out
     model, config = load_model(out, expect_model="mlp")  # the export, metadata included, loads with weights_only=True
@@ -157,7 +157,10 @@ def test_command_line_trains_writes_the_sidecar_and_resumes(tmp_path, capsys):
 
 def test_command_line_small_digits_unet(tmp_path):
     out = tmp_path / "small.pt"
-    assert train_cli.main(["--dataset", "digits", "--small", "--steps", "2", "--out", str(out), "--eval-samples", "20"]) == 0
+    assert train_cli.main(["--dataset", "digits", "--small", "--steps", "2", "--out", str(out), "--eval-samples", "20", "--eval-replicates", "2"]) == 0
+    metric = json.loads(out.with_suffix(".json").read_text())["metric"]
+    assert metric["n"] == 20 and metric["replicates"] == 2 and metric["floor_drawn"].startswith("with replacement")
+    assert metric["fd_se"] > 0 and metric["floor_fd_se"] > 0 and metric["meets_bar"] is False  # 2 steps of training
     model, config = load_model(out, expect_model="unet")
     assert config.model_config["base"] == 8 and model.config.base == 8
     assert model(torch.zeros(2, 1, 8, 8), torch.tensor([1, 1000])).shape == (2, 1, 8, 8)
@@ -209,3 +212,16 @@ def test_a_compiled_step_that_fails_falls_back_to_eager(moons, monkeypatch):
     assert len(losses) == 3 and trainer.forward is trainer.model
     config.compile = False  # the eager retry drew what the failed attempt drew: the same run as never compiling
     assert Trainer(config, moons, device="cpu").train(steps=3, progress=False) == losses
+
+
+def test_evaluate_recomputes_the_metric_of_an_export_and_keeps_its_weights(tmp_path):
+    out = tmp_path / "moons.pt"
+    assert train_cli.main(["--dataset", "two_moons", "--steps", "20", "--out", str(out), "--eval-samples", "50", "--eval-replicates", "2"]) == 0
+    before = load_checkpoint(out)
+    assert train_cli.main(["--evaluate", "--out", str(out), "--eval-samples", "80", "--eval-replicates", "3"]) == 0
+    after, sidecar = load_checkpoint(out), json.loads(out.with_suffix(".json").read_text())
+    assert all(torch.equal(before["model"][k], after["model"][k]) for k in before["model"])
+    assert sidecar["metric"]["samples"] == 80 and sidecar["metric"]["replicates"] == 3 and sidecar["steps"] == 20
+    assert after["metadata"]["metric"] == sidecar["metric"] and "--evaluate" in sidecar["metric"]["evaluated"]["command"]
+    with pytest.raises(SystemExit, match="needs an inference export"):
+        train_cli.main(["--evaluate", "--out", str(out) + ".state"])
