@@ -4,6 +4,7 @@
     python3 tasks.py run            execute every notebook headless; results under build/
     python3 tasks.py test           run the unit tests and every notebook (nbval), with coverage
     python3 tasks.py device-check   the GPU checks and figures of benchmarks/device_check.py
+    python3 tasks.py slides         two lectures as reveal.js decks from the executed notebooks: build/slides/
 
 Each sets up on first use, and again only when pyproject.toml changes: a virtual environment in
 .venv/, torch==2.13.0 first (the build that suits the machine, see torch_install), then this project
@@ -36,6 +37,16 @@ TORCH_PIN = "torch==2.13.0"
 CPU_INDEX = "https://download.pytorch.org/whl/cpu"  # PyTorch's install instructions: CPU-only wheels
 STAMP = VENV / "ddimlib-installed.txt"
 HEARTBEAT_SECONDS = 60  # `run` says which cell is still running this often
+# `slides`: two 90-minute lectures, each built from the committed (executed) notebooks' own cells
+LECTURES = {
+    "lecture1_forward_process_and_objective": ["01_forward_process", "02_unified_objective"],
+    "lecture2_sampling_speed_and_the_ode": ["04_step_sweep", "05_ode_and_encoding"],
+}
+# reveal.js and MathJax from the npm registry (pinned, checked), so that the decks work offline in a lecture hall
+SLIDE_ASSETS = {
+    "reveal.js": ("https://registry.npmjs.org/reveal.js/-/reveal.js-4.6.1.tgz", "4f4121ef2b8e7e9398bdecd7b3b6ce5e0ee3a2f5af221708eb6c4ce03bcae6be"),
+    "mathjax": ("https://registry.npmjs.org/mathjax/-/mathjax-2.7.7.tgz", "f0054315d40f7288b2373b23520677fd1132a405702dfca05ee6ebe5cd0a8677"),
+}
 
 
 def venv_python() -> Path:
@@ -217,17 +228,85 @@ def execute_notebooks(paths: list[Path], build: Path) -> int:
     return 1 if failures else 0
 
 
+def fetch_asset(name: str, target: Path) -> Path:
+    """Download a pinned npm tarball once (sha256 checked) and unpack its package/ folder into target/name."""
+    import tarfile
+
+    url, sha256 = SLIDE_ASSETS[name]
+    folder = target / name
+    if (folder / ".sha256").exists() and (folder / ".sha256").read_text() == sha256:
+        return folder
+    with urllib.request.urlopen(url, timeout=60) as response:
+        data = response.read()
+    if hashlib.sha256(data).hexdigest() != sha256:
+        raise RuntimeError(f"{url} does not have the expected sha256 {sha256}")
+    shutil.rmtree(folder, ignore_errors=True)
+    with tarfile.open(fileobj=__import__("io").BytesIO(data)) as archive:
+        members = [m for m in archive.getmembers() if m.name.startswith("package/") and not m.name.startswith(("package/unpacked/", "package/test/"))]
+        for member in members:
+            member.name = member.name.removeprefix("package/")
+        archive.extractall(folder, members=members, filter="data")
+    (folder / ".sha256").write_text(sha256)
+    return folder
+
+
+def slide_type(cell) -> str:
+    """A cell's place in the deck: its own slideshow metadata if it has some (a lecturer's choice), else from its
+    role: a heading of level 1 or 2 starts a slide, level 3 a sub-slide (below it), setup code is skipped and a
+    folded <details> block becomes speaker notes (press s in the deck); anything else continues the slide."""
+    own = cell.metadata.get("slideshow", {}).get("slide_type")
+    if own:
+        return own
+    text = cell.source.lstrip()
+    if cell.cell_type == "code":
+        return "skip" if "setup" in cell.metadata.get("tags", []) else "-"
+    if text.startswith(("# ", "## ")):
+        return "slide"
+    if text.startswith("### "):
+        return "subslide"
+    return "notes" if text.startswith("<details>") else "-"
+
+
+def build_slides(build: Path) -> int:
+    """Run inside .venv: one reveal.js deck per lecture from the committed notebooks' cells and outputs (nothing is executed)."""
+    import nbformat
+    from nbconvert import SlidesExporter
+
+    out = build / "slides"
+    out.mkdir(parents=True, exist_ok=True)
+    for name in SLIDE_ASSETS:
+        fetch_asset(name, out)
+    exporter = SlidesExporter(reveal_url_prefix="reveal.js", reveal_scroll=True, reveal_theme="simple",
+                              mathjax_url="mathjax/MathJax.js?config=TeX-AMS_CHTML-full,Safe")
+    for lecture, stems in LECTURES.items():
+        deck = nbformat.v4.new_notebook(metadata=nbformat.read(ROOT / "notebooks" / f"{stems[0]}.ipynb", as_version=4).metadata)
+        for stem in stems:
+            for cell in nbformat.read(ROOT / "notebooks" / f"{stem}.ipynb", as_version=4).cells:
+                cell.metadata["slideshow"] = {"slide_type": slide_type(cell)}
+                deck.cells.append(cell)
+        html, _ = exporter.from_notebook_node(deck, resources={"metadata": {"name": lecture.replace("_", " ")}})
+        (out / f"{lecture}.slides.html").write_text(html)
+        slides = sum(cell.metadata["slideshow"]["slide_type"] in ("slide", "subslide") for cell in deck.cells)
+        print(f"[tasks] {out / lecture}.slides.html: {slides} slides from {', '.join(stems)}", flush=True)
+    print(f"[tasks] open a deck in a browser (it works offline); press s for speaker notes", flush=True)
+    return 0
+
+
 def main(argv: list[str]) -> int:
     command = argv[0] if argv else ""
     if command == "_execute":  # internal: already inside .venv
         return execute_notebooks(notebooks(), ROOT / "build")
-    if command not in ("run", "test", "device-check"):
+    if command == "_slides":  # internal: already inside .venv
+        return build_slides(ROOT / "build")
+    if command not in ("run", "test", "device-check", "slides"):
         print(__doc__)
         return 2
     python = str(ensure_env())
     if command == "run":  # no progress bars inside the notebooks: the saved outputs would keep them; run prints each cell instead
         environment = os.environ | {"DDIMLIB_PROGRESS": "0"}
         return subprocess.run([python, str(Path(__file__).resolve()), "_execute"], cwd=ROOT, env=environment).returncode
+    if command == "slides":
+        return subprocess.run([python, str(Path(__file__).resolve()), "_slides"], cwd=ROOT).returncode
     if command == "device-check":
         return subprocess.run([python, str(ROOT / "benchmarks" / "device_check.py"), *argv[1:]], cwd=ROOT).returncode
     pytest = [python, "-m", "pytest", "--nbval-lax", "--cov=ddimlib", "--cov-report=term-missing:skip-covered", *argv[1:]]

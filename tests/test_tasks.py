@@ -90,3 +90,18 @@ def test_run_goes_on_past_a_failing_notebook_and_lists_the_failure(tmp_path, cap
     assert executed.cells[0].outputs[0]["text"] == "last notebook ran\n"
     record = json.loads((tmp_path / "build" / "run_times.json").read_text())
     assert set(record["seconds"]) == {"01_fails", "02_dies", "03_works"} and record["failed"] == ["01_fails.ipynb", "02_dies.ipynb"]
+
+
+def test_slide_types_come_from_headings_setup_tags_and_details_unless_a_cell_sets_its_own():
+    md, code = nbformat.v4.new_markdown_cell, nbformat.v4.new_code_cell
+    assert tasks.slide_type(md("# 04 · Title")) == tasks.slide_type(md("## 1 · Section")) == "slide"
+    assert tasks.slide_type(md("### 1.1 · Sub-section")) == "subslide"
+    assert tasks.slide_type(md("<details><summary>history</summary>...</details>")) == "notes"
+    assert tasks.slide_type(md("*Shown:* the loss falls.")) == tasks.slide_type(code("x = 1")) == "-"
+    assert tasks.slide_type(code("import torch", metadata={"tags": ["setup"]})) == "skip"
+    assert tasks.slide_type(md("## A heading", metadata={"slideshow": {"slide_type": "fragment"}})) == "fragment"
+
+
+def test_every_lecture_is_built_from_notebooks_that_exist():
+    stems = {path.stem for path in tasks.notebooks()}
+    assert all(set(lecture) <= stems for lecture in tasks.LECTURES.values()), tasks.LECTURES
