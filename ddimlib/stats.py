@@ -1,0 +1,96 @@
+"""Statistical verdicts that say "resolved" or "not resolved at this sample size", and fail only on a claim
+that the data contradict.
+
+A notebook claim such as "FD(eta = 0) < FD(eta = 1) at S = 10" is read from replicates: the difference
+of the means, with a 95 % half-width from Student's t (paired where both cells share their x_T, Welch's
+otherwise). Three outcomes:
+
+- resolved: the difference lies beyond its half-width in the claimed direction;
+- not resolved at this sample size: the half-width covers zero (a smaller sample, e.g. quick mode,
+  cannot tell; the notebook says so instead of failing);
+- contradicted: beyond its half-width in the other direction. Only this fails `Verdict.check`.
+
+Used by notebooks/03_training.ipynb to 05_ode_and_encoding.ipynb; ddimlib.metrics supplies the figures.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ddimlib._validate import require_choice
+
+# Student's t, 0.975 quantile, by degrees of freedom (two-sided 95 %); beyond 30 dof we keep 30's value (conservative)
+T_975 = {1: 12.71, 2: 4.30, 3: 3.18, 4: 2.78, 5: 2.57, 6: 2.45, 7: 2.36, 8: 2.31, 9: 2.26, 10: 2.23, 11: 2.20, 12: 2.18, 13: 2.16,
+         14: 2.14, 15: 2.13, 16: 2.12, 17: 2.11, 18: 2.10, 19: 2.09, 20: 2.09, 22: 2.07, 24: 2.06, 26: 2.06, 28: 2.05, 30: 2.04}
+DIRECTIONS = ("<", ">")
+
+
+def t_975(dof: float) -> float:
+    """The 0.975 quantile of Student's t with `dof` degrees of freedom (rounded down to a tabulated value: conservative)."""
+    if dof < 1:
+        raise ValueError(f"dof must be >= 1, got {dof}")
+    return T_975[max(k for k in T_975 if k <= dof)]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A claim "left `expected` right" read from data: difference = left - right, bound = its 95 % half-width."""
+
+    claim: str
+    difference: float
+    bound: float
+    expected: str  # "<" or ">"
+
+    @property
+    def sign(self) -> str:
+        """"<" or ">" where the difference is resolved, "~" where it is not."""
+        return "<" if self.difference < -self.bound else ">" if self.difference > self.bound else "~"
+
+    @property
+    def resolved(self) -> bool:
+        return self.sign == self.expected
+
+    @property
+    def contradicted(self) -> bool:
+        return self.sign not in (self.expected, "~")
+
+    @property
+    def status(self) -> str:
+        return "resolved" if self.resolved else "CONTRADICTED" if self.contradicted else "not resolved at this sample size"
+
+    def __str__(self) -> str:
+        return f"{self.claim}: {self.difference:+.3g} +- {self.bound:.3g} (95 %), {self.status}"
+
+    def check(self) -> "Verdict":
+        """Raise AssertionError if the data contradict the claim; an unresolved claim passes."""
+        if self.contradicted:
+            raise AssertionError(str(self))
+        return self
+
+
+def compare(claim: str, left: torch.Tensor, right: torch.Tensor, expected: str, paired: bool) -> Verdict:
+    """The claim mean(left) `expected` mean(right) from replicates (1-D tensors).
+
+    paired: replicate k of both came from the same x_T (or noise), so the differences d_k are tested
+    (t with n - 1 dof); otherwise Welch's unequal-variance t (Welch-Satterthwaite dof)."""
+    expected = require_choice("expected", expected, DIRECTIONS)
+    left, right = torch.as_tensor(left, dtype=torch.float64).flatten(), torch.as_tensor(right, dtype=torch.float64).flatten()
+    if paired:
+        if len(left) != len(right) or len(left) < 2:
+            raise ValueError(f"paired replicates must have the same length >= 2, got {len(left)} and {len(right)}")
+        d = left - right
+        return Verdict(claim, float(d.mean()), t_975(len(d) - 1) * float(d.std()) / len(d) ** 0.5, expected)
+    if len(left) < 2 or len(right) < 2:
+        raise ValueError(f"unpaired comparisons need >= 2 replicates on each side, got {len(left)} and {len(right)}")
+    var_left, var_right = float(left.var()) / len(left), float(right.var()) / len(right)
+    se = (var_left + var_right) ** 0.5
+    dof = se**4 / (var_left**2 / (len(left) - 1) + var_right**2 / (len(right) - 1)) if se > 0 else len(left) + len(right) - 2
+    return Verdict(claim, float(left.mean() - right.mean()), t_975(dof) * se, expected)
+
+
+def from_estimate(claim: str, difference: float, se: float, expected: str, dof: float | None = None) -> Verdict:
+    """The claim difference `expected` 0 from an estimate and its standard error (t with `dof`, or the normal 1.96 if None)."""
+    expected = require_choice("expected", expected, DIRECTIONS)
+    return Verdict(claim, float(difference), (1.96 if dof is None else t_975(dof)) * float(se), expected)
