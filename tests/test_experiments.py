@@ -1,0 +1,43 @@
+"""The cached Table 1: its structure, that a cached FD is what sampling and scoring give again, and its arguments."""
+
+import math
+
+import pytest
+import torch
+
+from ddimlib import experiments
+from ddimlib.data import load_digits
+from ddimlib.metrics import classifier_features, frechet_distance, load_classifier
+from ddimlib.models import UNetConfig, UNetEps
+from ddimlib.sampling import sample
+from ddimlib.schedules import linear_schedule
+
+
+def test_table1_scores_every_cell_from_shared_x_T_and_recomputes_exactly():
+    torch.manual_seed(0)
+    model = UNetEps(UNetConfig(base=8, mults=(1, 2), groups=4)).eval()
+    schedule = linear_schedule(10)
+    result = experiments.table1(model, schedule, samples=8, replicates=3, replicates_1000=2, steps=[2, 10], progress=False)
+    names = {experiments.cell_name(row, s) for row in experiments.ROWS for s in (2, 10)} | {experiments.cell_name("eta=0", 2, "quadratic")}
+    assert set(result["fd"]) == names and result["sizes"] == [8]
+    # S = T: three rows get replicates_1000 sets, the two rows a claim at S = T compares get all of them
+    assert len(result["fd"]["eta=0, S=10"]["8"]) == 2 and len(result["fd"]["sigma-hat, S=10"]["8"]) == 3
+    assert len(result["fd"]["eta=0.5, S=2"]["8"]) == 3 and len(result["floor"]["8"]) == 20
+    # replicate 1 of eta = 1 at S = 2, again by hand
+    x_T = torch.randn(8, 1, 8, 8, generator=torch.Generator().manual_seed(experiments.SEED + 1))
+    x0 = sample(model, schedule, x_T, 2, eta=1.0, generator=torch.Generator().manual_seed(experiments.SEED + 501), progress=False)
+    classifier = load_classifier()
+    again = frechet_distance(classifier_features(x0, classifier), classifier_features(load_digits("test").images, classifier))
+    assert math.isclose(result["fd"]["eta=1, S=2"]["8"][1], again, rel_tol=1e-9)
+
+
+def test_table1_sub_sizes_split_each_replicate():
+    torch.manual_seed(0)
+    model = UNetEps(UNetConfig(base=8, mults=(1, 2), groups=4)).eval()
+    result = experiments.table1(model, linear_schedule(10), samples=200, replicates=2, replicates_1000=2, steps=[1], progress=False)
+    assert result["sizes"] == [200, 100] and len(result["fd"]["eta=0, S=1"]["100"]) == 4
+
+
+def test_the_command_needs_a_spread():
+    with pytest.raises(SystemExit):
+        experiments.main(["table1", "--replicates", "1"])
