@@ -2,6 +2,7 @@
 """The project's commands, with nothing but Python >= 3.10 and pip needed beforehand.
 
     python3 tasks.py run            execute every notebook headless; results under build/
+    python3 tasks.py run --quick    the same with every budget small (each notebook in under a minute); build/quick/
     python3 tasks.py test           run the unit tests and every notebook (nbval), with coverage
     python3 tasks.py device-check   the GPU checks and figures of benchmarks/device_check.py
     python3 tasks.py slides         two lectures as reveal.js decks from the executed notebooks: build/slides/
@@ -295,7 +296,7 @@ def build_slides(build: Path) -> int:
 def main(argv: list[str]) -> int:
     command = argv[0] if argv else ""
     if command == "_execute":  # internal: already inside .venv
-        return execute_notebooks(notebooks(), ROOT / "build")
+        return execute_notebooks(notebooks(), ROOT / "build" / ("quick" if "--quick" in argv else ""))
     if command == "_slides":  # internal: already inside .venv
         return build_slides(ROOT / "build")
     if command not in ("run", "test", "device-check", "slides"):
@@ -303,8 +304,10 @@ def main(argv: list[str]) -> int:
         return 2
     python = str(ensure_env())
     if command == "run":  # no progress bars inside the notebooks: the saved outputs would keep them; run prints each cell instead
-        environment = os.environ | {"DDIMLIB_PROGRESS": "0"}
-        return subprocess.run([python, str(Path(__file__).resolve()), "_execute"], cwd=ROOT, env=environment).returncode
+        quick = "--quick" in argv[1:]
+        environment = os.environ | {"DDIMLIB_PROGRESS": "0", "DDIMLIB_QUICK": "1" if quick else "0"}
+        arguments = ["_execute"] + (["--quick"] if quick else [])
+        return subprocess.run([python, str(Path(__file__).resolve()), *arguments], cwd=ROOT, env=environment).returncode
     if command == "slides":
         return subprocess.run([python, str(Path(__file__).resolve()), "_slides"], cwd=ROOT).returncode
     if command == "device-check":
