@@ -43,11 +43,15 @@ LECTURES = {
     "lecture1_forward_process_and_objective": ["01_forward_process", "02_unified_objective"],
     "lecture2_sampling_speed_and_the_ode": ["04_step_sweep", "05_ode_and_encoding"],
 }
-# reveal.js and MathJax from the npm registry (pinned, checked), so that the decks work offline in a lecture hall
+# everything a deck loads, from the npm registry (pinned, checked), so that the decks work offline in a lecture hall
 SLIDE_ASSETS = {
     "reveal.js": ("https://registry.npmjs.org/reveal.js/-/reveal.js-4.6.1.tgz", "4f4121ef2b8e7e9398bdecd7b3b6ce5e0ee3a2f5af221708eb6c4ce03bcae6be"),
     "mathjax": ("https://registry.npmjs.org/mathjax/-/mathjax-2.7.7.tgz", "f0054315d40f7288b2373b23520677fd1132a405702dfca05ee6ebe5cd0a8677"),
+    "jquery": ("https://registry.npmjs.org/jquery/-/jquery-3.7.1.tgz", "68a9f787516da47c680e09c187bcbac4536b6f85d90eb882844e12919e583f53"),
+    "requirejs": ("https://registry.npmjs.org/requirejs/-/requirejs-2.3.7.tgz", "31f3330c978fb28684622fe71165dc946432cf0210b2ea8a1ca0233e70f2737d"),
 }
+# nbconvert's reveal template always imports mermaid (for diagrams, which the notebooks have none of) from a CDN
+MERMAID_IMPORT = "import mermaid from '{url}';\n  mermaid.initialize({{ startOnLoad: true }});"
 
 
 def venv_python() -> Path:
@@ -277,15 +281,19 @@ def build_slides(build: Path) -> int:
     out.mkdir(parents=True, exist_ok=True)
     for name in SLIDE_ASSETS:
         fetch_asset(name, out)
-    exporter = SlidesExporter(reveal_url_prefix="reveal.js", reveal_scroll=True, reveal_theme="simple",
-                              mathjax_url="mathjax/MathJax.js?config=TeX-AMS_CHTML-full,Safe")
+    exporter = SlidesExporter(reveal_url_prefix="reveal.js", reveal_scroll=True, reveal_theme="white",  # its fonts ship with reveal.js
+                              mathjax_url="mathjax/MathJax.js?config=TeX-AMS_CHTML-full,Safe", jquery_url="jquery/dist/jquery.min.js",
+                              require_js_url="requirejs/require.js")
     for lecture, stems in LECTURES.items():
-        deck = nbformat.v4.new_notebook(metadata=nbformat.read(ROOT / "notebooks" / f"{stems[0]}.ipynb", as_version=4).metadata)
+        metadata = nbformat.read(ROOT / "notebooks" / f"{stems[0]}.ipynb", as_version=4).metadata
+        metadata.pop("widgets", None)  # no live widgets in a deck: the explorer shows its still picture and says to run it
+        deck = nbformat.v4.new_notebook(metadata=metadata)
         for stem in stems:
             for cell in nbformat.read(ROOT / "notebooks" / f"{stem}.ipynb", as_version=4).cells:
                 cell.metadata["slideshow"] = {"slide_type": slide_type(cell)}
                 deck.cells.append(cell)
         html, _ = exporter.from_notebook_node(deck, resources={"metadata": {"name": lecture.replace("_", " ")}})
+        html = html.replace(MERMAID_IMPORT.format(url=exporter.mermaid_js_url), "")
         (out / f"{lecture}.slides.html").write_text(html)
         slides = sum(cell.metadata["slideshow"]["slide_type"] in ("slide", "subslide") for cell in deck.cells)
         print(f"[tasks] {out / lecture}.slides.html: {slides} slides from {', '.join(stems)}", flush=True)
