@@ -232,9 +232,8 @@ def score_digits(images: torch.Tensor, classifier: DigitClassifier | None = None
     from ddimlib.data import load_digits
 
     classifier = classifier or load_classifier()
-    _, reference = _digits_features(classifier)
-    generated = classifier_features(images, classifier)
     train, test = load_digits("train"), load_digits("test")
+    generated, reference = classifier_features(images, classifier), classifier_features(test.images, classifier)
     return {
         "n": len(images),
         "fd": frechet_distance(generated, reference),
