@@ -106,6 +106,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if not (args.classifier or args.evaluate) and args.steps is None and args.minutes is None:
         parser.error("give a budget: --steps, --minutes, or both")
+    if args.eval_replicates < 2:
+        parser.error(f"--eval-replicates must be at least 2 (the metric's standard error needs two sets), got {args.eval_replicates}")
+    if args.eval_samples < 2:
+        parser.error(f"--eval-samples must be at least 2, got {args.eval_samples}")
     if args.small and args.dataset != "digits":
         parser.error(f"--small is for the digits UNet; the 2-D set {args.dataset!r} is learned by the MLP")
     return args

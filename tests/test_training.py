@@ -168,6 +168,12 @@ def test_command_line_small_digits_unet(tmp_path):
         train_cli.main(["--dataset", "two_moons", "--small", "--steps", "2", "--out", str(tmp_path / "m.pt")])
 
 
+def test_an_evaluation_without_a_standard_error_is_refused_before_any_training(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        train_cli.main(["--steps", "2", "--eval-replicates", "1", "--out", str(tmp_path / "m.pt")])
+    assert "--eval-replicates must be at least 2" in capsys.readouterr().err and not (tmp_path / "m.pt").exists()
+
+
 def test_the_ema_is_a_copy_then_an_exponential_average_of_the_weights():
     config = TrainConfig(dataset="two_moons", model="mlp", model_config={"data_dim": 2, "hidden": 16, "depth": 1}, batch_size=16, ema_decay=0.9)
     trainer = Trainer(config, toy_2d("two_moons", 64, seed=0), device="cpu")
