@@ -2,6 +2,8 @@
 
 import json
 import os
+import subprocess
+import time
 import sys
 from pathlib import Path
 
@@ -105,3 +107,35 @@ def test_slide_types_come_from_headings_setup_tags_and_details_unless_a_cell_set
 def test_every_lecture_is_built_from_notebooks_that_exist():
     stems = {path.stem for path in tasks.notebooks()}
     assert all(set(lecture) <= stems for lecture in tasks.LECTURES.values()), tasks.LECTURES
+
+
+@pytest.mark.parametrize("cores, busy, threads", [(2, 0.1, 2), (2, 0.9, 1), (2, 3.0, 1), (8, 1.2, 7), (1, 0.0, 1)])
+def test_torch_gets_the_cores_that_other_programs_leave_free(cores, busy, threads):
+    assert tasks.kernel_threads(cores, busy) == threads
+
+
+def test_a_busy_core_is_seen():
+    hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.3)
+        assert tasks.busy_cores(1.0) >= 0.8  # the spinning program, at least (and whatever else runs)
+    finally:
+        hog.kill()
+        hog.wait()
+
+
+def test_each_notebook_runs_with_the_threads_the_machine_has_free_unless_the_user_chose(tmp_path, monkeypatch, capfd):
+    cores = os.cpu_count()
+    monkeypatch.setenv("OMP_NUM_THREADS", "")  # so that monkeypatch restores the variable as it was, set or not
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    monkeypatch.setattr(tasks, "busy_cores", lambda: cores - 1.0)  # all cores but one are busy
+    paths = [notebook(tmp_path / "01_threads.ipynb", "import torch; print(torch.get_num_threads())")]
+    assert tasks.execute_notebooks(paths, tmp_path / "a") == 0
+    if cores > 1:
+        assert f"keep {cores - 1} of {cores} cores busy: torch gets 1 thread(s)" in capfd.readouterr().out
+    assert nbformat.read(tmp_path / "a" / "notebooks" / "01_threads.ipynb", as_version=4).cells[0].outputs[0]["text"] == "1\n"
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the user's own choice, on an idle machine: kept
+    monkeypatch.setattr(tasks, "busy_cores", lambda: 0.0)
+    assert tasks.execute_notebooks(paths, tmp_path / "b") == 0
+    assert "torch gets" not in capfd.readouterr().out
+    assert nbformat.read(tmp_path / "b" / "notebooks" / "01_threads.ipynb", as_version=4).cells[0].outputs[0]["text"] == "1\n"
