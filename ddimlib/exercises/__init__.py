@@ -1,0 +1,78 @@
+"""Self-checks for the notebooks' exercises.
+
+Each notebook's exercises have a module here named after the notebook's topic (`forward` for 01,
+`objective` for 02, `training` for 03, `sampling` for 04, `ode` for 05). A check runs the learner's answer
+on fixed inputs, compares it with the library's kernel (float64 where it can), and returns a `Feedback`
+that says what is right or what is wrong and *why*: a wrong answer that matches a typical mistake gets
+that mistake's hint, any other gets where and by how much it is off. An answer left unwritten (a function
+that raises NotImplementedError, or None) is "not attempted", not an error, so that a notebook with its
+exercises left blank still runs to the end. The notebooks' folded solutions assert `feedback.passed`,
+and tests/test_exercises*.py feed each check a typical wrong answer and assert the hint it gives.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass(frozen=True)
+class Feedback:
+    """A check's verdict: passed, and a message for the learner (shown as the cell's output)."""
+
+    passed: bool
+    message: str
+    attempted: bool = True
+
+    def __repr__(self) -> str:
+        return self.message
+
+
+def attempt(answer: Callable, *args, **kwargs):
+    """The learner's answer called on args, or None if it is not written yet (None, or NotImplementedError)."""
+    if answer is None:
+        return None
+    if not callable(answer):
+        return answer
+    try:
+        return answer(*args, **kwargs)
+    except NotImplementedError:
+        return None
+
+
+NOT_ATTEMPTED = Feedback(False, "Not attempted yet: write your answer in the cell above, run it, then run this check.", attempted=False)
+
+
+def compare(what: str, got, expected: torch.Tensor, mistakes: Iterable[tuple[torch.Tensor, str]] = (),
+            rtol: float = 1e-6, atol: float = 1e-9, success: str = "") -> Feedback:
+    """Feedback on `got` against `expected` (the library's value): right, a known mistake, or off by how much.
+
+    mistakes: (the value the mistake gives, the hint that explains it), tried in order.
+    """
+    if got is None:
+        return NOT_ATTEMPTED
+    try:
+        got = torch.as_tensor(got, dtype=torch.float64)
+    except (TypeError, ValueError, RuntimeError) as error:
+        return Feedback(False, f"✗ {what}: your answer is not a number or tensor ({type(error).__name__}: {error}).")
+    expected = torch.as_tensor(expected, dtype=torch.float64)
+    if got.shape != expected.shape:
+        try:
+            got = got.expand_as(expected)  # a scalar where every entry is the same is fine
+        except RuntimeError:
+            return Feedback(False, f"✗ {what}: shape {tuple(got.shape)}, expected {tuple(expected.shape)}.")
+    if torch.allclose(got, expected, rtol=rtol, atol=atol):
+        return Feedback(True, f"✓ {what}: correct." + (f" {success}" if success else ""))
+    for value, hint in mistakes:
+        if torch.allclose(got, torch.as_tensor(value, dtype=torch.float64).expand_as(expected), rtol=rtol, atol=atol):
+            return Feedback(False, f"✗ {what}: not yet. Hint: {hint}")
+    error = (got - expected).abs()
+    worst = int(error.flatten().argmax())
+    if not torch.isfinite(got).all():
+        return Feedback(False, f"✗ {what}: your answer has NaN or infinite entries (first at flat index "
+                               f"{int((~torch.isfinite(got)).flatten().nonzero()[0])}); look for a division by zero or a negative square root.")
+    return Feedback(False, f"✗ {what}: off by up to {float(error.max()):.3g} (at flat index {worst}: yours "
+                           f"{float(got.flatten()[worst]):.6g}, expected {float(expected.flatten()[worst]):.6g}); "
+                           f"compare your formula with the equation term by term.")
