@@ -127,12 +127,17 @@ def test_training_reads_the_losses_back_once_every_so_many_steps(read_backs):
 @needs_cuda
 @pytest.mark.parametrize("loop", LOOPS)
 def test_a_gpu_and_the_cpu_agree_in_float64(loop):
-    """Without TF32 or reduced precision, a GPU computes what the CPU does, to rounding."""
+    """Without TF32 or reduced precision, a GPU computes what the CPU does, to rounding.
+
+    Rounding, in float64, is not 1e-16 here: cuDNN's convolutions sum in another order than the CPU's, so one
+    UNet call differs by ~1e-15 relative, and the loops amplify it (x0_pred divides by sqrt(alpha_t), ~157 at t = T,
+    at every step). Measured on an H200 (2026-11-26, torch 2.11): at most 1.2e-8 over these loops. A device bug
+    (a coefficient on the wrong device, noise drawn elsewhere) differs by order 1."""
     model = unet("cpu").double()
     x = torch.randn(16, *SHAPE, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
     on_cpu = LOOPS[loop](model, x)
     on_gpu = LOOPS[loop](model.cuda(), x.cuda()).cpu()
-    assert (on_gpu - on_cpu).abs().max() < 1e-9
+    assert (on_gpu - on_cpu).abs().max() < 1e-7
 
 
 @needs_cuda
