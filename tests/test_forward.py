@@ -138,3 +138,12 @@ def test_forward_chain_has_the_marginals_by_monte_carlo(eta):
     se_var = true_var * math.sqrt(2 / (n - 1))
     assert ((mean - true_mean).abs() < 4 * se_mean).all()
     assert ((var - true_var).abs() < 4 * se_var).all()
+
+
+def test_a_python_float_coefficient_keeps_float64_precision():
+    # a float coefficient used to become a float32 tensor before the cast to x's dtype: errors of ~1e-8 in float64
+    x0 = torch.randn(5, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    noise = torch.randn(5, 3, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    alpha_t = 0.123456789012345
+    exact = math.sqrt(alpha_t) * x0 + math.sqrt(1 - alpha_t) * noise
+    assert (q_sample(x0, alpha_t, noise) - exact).abs().max() < 1e-15
