@@ -13,6 +13,8 @@ data/digits_classifier.pt, provides features (its 64-unit penultimate layer) in 
   independently, i.e. with replacement, averaged over independent draws (`digits_floor`);
 - a spread for every figure: the standard error over independent draws, of real data for the floor and of
   generated sets for a model (`score_replicates`), so that a difference can be read against the noise.
+- the project's quality bar for digits (`meets_quality_bar`): FD within 1.2x its floor, or within two
+  standard errors of it, and (where judged) at most 12 % memorization.
 
 For 2-D data: the sliced Wasserstein-2 distance (random projections, sorted samples) and its floor
 between two independent true samples. And a memorization check for the small digits set.
@@ -259,6 +261,33 @@ def score_replicates(replicates: torch.Tensor, classifier: DigitClassifier | Non
         mean, sd = _summary(torch.tensor([score[key] for score in scores], dtype=torch.float64))
         result |= {key: mean, f"{key}_sd": sd, f"{key}_se": sd / len(scores) ** 0.5}
     return result
+
+
+# ---------------------------------------------------------------- the project's quality bar
+
+
+QUALITY_BAR = 1.2  # FD at most this multiple of the data floor at the same n ...
+QUALITY_BAR_SE = 2  # ... or FD - floor within this many standard errors (a model the samples cannot tell from the floor)
+MEMORIZATION_BAR = 0.12  # and, where memorization is judged, at most this fraction of samples copy a training digit
+QUALITY_BAR_RULE = f"FD <= {QUALITY_BAR} x floor, or FD - floor within two standard errors"  # the sidecars' "bar"
+
+
+def meets_quality_bar(read: dict, memorized: float | None = None) -> bool:
+    """The digits quality bar: FD <= QUALITY_BAR x floor, or FD - floor <= QUALITY_BAR_SE standard errors of
+    that difference; with `memorized` given, also memorized <= MEMORIZATION_BAR.
+
+    read: a figure read against its floor, as `against_floor` returns it (a sidecar's "metric" holds the same
+    keys): fd_over_floor, fd_minus_floor, fd_minus_floor_se. The one rule behind `ddimlib.train.evaluate`'s
+    "meets_bar" (FD only, as the sidecars record it) and notebook 03's judgement of the shipped model."""
+    keys = ("fd_over_floor", "fd_minus_floor", "fd_minus_floor_se")
+    missing = [key for key in keys if not isinstance(read, dict) or key not in read]
+    if missing:
+        raise ValueError(f"read must be a dict with the keys {', '.join(keys)} (what against_floor returns); "
+                         f"got {type(read).__name__} without {', '.join(missing)}")
+    if memorized is not None and not 0 <= memorized <= 1:
+        raise ValueError(f"memorized must be a fraction in [0, 1] or None, got {memorized!r}")
+    fd_ok = read["fd_over_floor"] <= QUALITY_BAR or read["fd_minus_floor"] <= QUALITY_BAR_SE * read["fd_minus_floor_se"]
+    return bool(fd_ok and (memorized is None or memorized <= MEMORIZATION_BAR))
 
 
 def against_floor(score: dict, floor: dict) -> dict:

@@ -1,5 +1,6 @@
 """Offline metrics: FD (with a stable matrix square root), KID, sliced W2, memorization, the feature network."""
 
+import json
 import math
 
 import pytest
@@ -13,12 +14,16 @@ from ddimlib.metrics import (
     floor_draws,
     frechet_distance,
     kernel_inception_distance,
+    QUALITY_BAR_RULE,
     load_classifier,
+    meets_quality_bar,
     memorization_fraction,
     score_replicates,
     sliced_wasserstein,
     sqrtm_psd,
 )
+
+from ddimlib.data import DATA_DIR
 
 F64 = torch.float64
 
@@ -140,3 +145,23 @@ def test_against_floor_adds_independent_errors_in_quadrature_and_needs_the_same_
     assert read["kid_minus_floor"] == 12.0 and math.isclose(read["kid_minus_floor_se"], 5.0)
     with pytest.raises(ValueError, match="same sample size n, got 100 and 200"):
         against_floor(score, floor | {"n": 200})
+
+
+def test_the_quality_bar_is_a_ratio_or_two_standard_errors_and_memorization_when_given():
+    read = lambda ratio, difference, se: {"fd_over_floor": ratio, "fd_minus_floor": difference, "fd_minus_floor_se": se}
+    assert meets_quality_bar(read(1.2, 1.0, 0.1))                      # the ratio at the bar
+    assert not meets_quality_bar(read(1.21, 1.0, 0.1))                 # just above it, the difference 10 se wide
+    assert meets_quality_bar(read(1.5, 0.6, 0.3))                      # above the ratio, within two standard errors
+    assert not meets_quality_bar(read(1.5, 0.61, 0.3))
+    assert meets_quality_bar(read(1.1, 0.5, 0.1), memorized=0.12) and not meets_quality_bar(read(1.1, 0.5, 0.1), memorized=0.13)
+    with pytest.raises(ValueError, match="read must be a dict with the keys .* without fd_minus_floor_se"):
+        meets_quality_bar({"fd_over_floor": 1.0, "fd_minus_floor": 0.0})
+    with pytest.raises(ValueError, match=r"memorized must be a fraction in \[0, 1\] or None, got 12"):
+        meets_quality_bar(read(1.0, 0.0, 0.1), memorized=12)
+
+
+def test_the_shipped_digits_sidecars_were_judged_by_the_same_rule():
+    """The sidecar format is unchanged: its "bar" is the rule's text and its "meets_bar" what the rule says of its figures."""
+    for name in ("digits_unet", "digits_unet_small"):
+        metric = json.loads((DATA_DIR / "checkpoints" / f"{name}.json").read_text())["metric"]
+        assert metric["bar"] == QUALITY_BAR_RULE and metric["meets_bar"] == meets_quality_bar(metric), name

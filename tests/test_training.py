@@ -231,3 +231,16 @@ def test_evaluate_recomputes_the_metric_of_an_export_and_keeps_its_weights(tmp_p
     assert after["metadata"]["metric"] == sidecar["metric"] and "--evaluate" in sidecar["metric"]["evaluated"]["command"]
     with pytest.raises(SystemExit, match="needs an inference export"):
         train_cli.main(["--evaluate", "--out", str(out) + ".state"])
+
+
+def test_evaluate_judges_the_digits_bar_by_the_one_rule_in_metrics(monkeypatch):
+    """evaluate's "meets_bar" is metrics.meets_quality_bar of its figures (not a copy of the rule that could drift)."""
+    from ddimlib import metrics
+
+    kind, model_config = train_cli.DIGITS_SMALL
+    trainer = Trainer(TrainConfig(dataset="digits", model=kind, model_config=model_config), torch.zeros(4, 1, 8, 8), device="cpu")
+    seen = []
+    monkeypatch.setattr(metrics, "meets_quality_bar", lambda read, memorized=None: seen.append(read["fd_over_floor"]) or True)
+    metric = train_cli.evaluate(trainer.eps_model(), trainer.config, n=20, replicates=2, steps=5)
+    assert metric["meets_bar"] is True and seen == [metric["fd_over_floor"]] and metric["fd_over_floor"] > 1.2  # untrained
+    assert metric["bar"] == metrics.QUALITY_BAR_RULE == "FD <= 1.2 x floor, or FD - floor within two standard errors"
