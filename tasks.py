@@ -287,14 +287,14 @@ def fetch_asset(name: str, target: Path) -> Path:
 
 def slide_type(cell) -> str:
     """A cell's place in the deck: its own slideshow metadata if it has some (a lecturer's choice), else from its
-    role: a heading of level 1 or 2 starts a slide, level 3 a sub-slide (below it), setup code is skipped and a
-    folded <details> block becomes speaker notes (press s in the deck); anything else continues the slide."""
+    role: a heading of level 1 or 2 starts a slide, level 3 a sub-slide (below it), setup code and exercise solutions
+    are skipped, a folded <details> block becomes speaker notes (press s in the deck); anything else continues the slide."""
     own = cell.metadata.get("slideshow", {}).get("slide_type")
     if own:
         return own
     text = cell.source.lstrip()
     if cell.cell_type == "code":
-        return "skip" if "setup" in cell.metadata.get("tags", []) else "-"
+        return "skip" if {"setup", "solution"} & set(cell.metadata.get("tags", [])) else "-"  # no exercise solutions on a slide
     if text.startswith(("# ", "## ")):
         return "slide"
     if text.startswith("### "):

@@ -101,6 +101,7 @@ def test_slide_types_come_from_headings_setup_tags_and_details_unless_a_cell_set
     assert tasks.slide_type(md("<details><summary>history</summary>...</details>")) == "notes"
     assert tasks.slide_type(md("*Shown:* the loss falls.")) == tasks.slide_type(code("x = 1")) == "-"
     assert tasks.slide_type(code("import torch", metadata={"tags": ["setup"]})) == "skip"
+    assert tasks.slide_type(code("def solution_x(): ...", metadata={"tags": ["solution"]})) == "skip"  # no spoilers on a slide
     assert tasks.slide_type(md("## A heading", metadata={"slideshow": {"slide_type": "fragment"}})) == "fragment"
 
 

@@ -74,6 +74,7 @@ def _mistaken_sample(eps_model, alpha, tau, x_T, eta, generator, mistake: str):
     return x
 
 
+@torch.no_grad()
 def check_sampler(answer: Callable, eps_model: Callable, schedule: Schedule, x_T: torch.Tensor,
                   taus: Sequence[str] = ("linear", "quadratic"), steps: int = 10, etas: Sequence[float] = (0.0, 0.5)) -> Feedback:
     """answer(eps_model, alpha, tau, x_T, eta, generator) -> x_0: DDIM on the subsequence tau (a list tau_1 < ... < tau_S = T),
