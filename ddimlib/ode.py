@@ -1,7 +1,7 @@
 """DDIM as Euler's method on an ODE; encoding, decoding and spherical interpolation of latents.
 
 Reference: Song, Meng & Ermon, "Denoising Diffusion Implicit Models", ICLR 2021, arXiv:2010.02502,
-Section 4.3 (Eqs. 13 and 14), Section 5.3 (interpolation) and Section 5.4 (reconstruction).
+Section 4.3 (Eqs. 13 to 15, Proposition 1), Section 5.3 (interpolation) and Section 5.4 (reconstruction).
 
 Change variables to sigma = sqrt((1 - alpha) / alpha) and x_bar = x / sqrt(alpha). The eta = 0 DDIM
 update (Eq. 13) becomes one Euler step of
@@ -10,6 +10,8 @@ update (Eq. 13) becomes one Euler step of
 
 between the sigma of two grid times; x_bar / sqrt(sigma^2 + 1) = sqrt(alpha) x_bar = x is the point
 the model sees. Running it forward in t encodes x0 into a latent x_T; backward decodes.
+`euler_step_sigma_squared` is the other discretisation of the same ODE (Eq. 15, Proposition 1):
+Euler's method in sigma^2, the probability-flow ODE of the variance-exploding SDE.
 
 Taught in notebooks/05_ode_and_encoding.ipynb.
 """
@@ -21,7 +23,7 @@ from typing import Sequence
 import torch
 from tqdm.auto import tqdm
 
-from ddimlib._validate import require_floating, require_in_range, require_same_kind, require_same_shape
+from ddimlib._validate import require_floating, require_in_range, require_int, require_same_kind, require_same_shape
 from ddimlib.forward import expand_to, predict_x0
 from ddimlib.sampling import EpsModel, ModelOutputs, _check_model, call_model, check_x_T, on_device_of
 from ddimlib.schedules import Schedule, resolve_tau
@@ -53,6 +55,30 @@ def euler_step(eps_model: EpsModel, x_bar: torch.Tensor, schedule: Schedule, t: 
     sigma = ode_sigma(schedule.alpha[[t, t_next]])  # float64 on the CPU
     to_x, step = on_device_of(x_bar, 1 / (sigma[:1] ** 2 + 1).sqrt(), sigma[1:] - sigma[:1])
     return _euler(eps_model, x_bar, to_x[0], step[0], t if t_model is None else t_model, f"in the Euler step {t} -> {t_next}")
+
+
+def euler_step_sigma_squared(eps_model: EpsModel, x_bar: torch.Tensor, schedule: Schedule, t: int, t_next: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """One Euler step in d(sigma^2) of the probability-flow ODE of the variance-exploding SDE (DDIM Eq. 15).
+
+    Song, Meng & Ermon, "Denoising Diffusion Implicit Models", ICLR 2021, arXiv:2010.02502, Proposition 1
+    (Section 4.3, Appendix B). With x_bar = x / sqrt(alpha) and sigma = sqrt((1 - alpha) / alpha), the
+    probability-flow ODE of the VE-SDE is d x_bar = -1/2 grad log p_sigma(x_bar) d(sigma^2) = eps / (2 sigma) d(sigma^2),
+    the same ODE as Eq. 14 (d(sigma^2) = 2 sigma d sigma). Euler's method in sigma^2 instead of sigma gives
+
+        x_bar(t_next) = x_bar(t) + (sigma(t_next)^2 - sigma(t)^2) / (2 sigma(t)) * eps_theta(x_bar(t) / sqrt(sigma(t)^2 + 1), t),
+
+    which differs from `euler_step` by (sigma(t_next) - sigma(t))^2 / (2 sigma(t)) * eps: second order in the
+    step, so both schemes converge to the same solution, at first order, with different constants.
+    t: 1..T (sigma(t) > 0, the field divides by it); t_next: 0..T, t_next != t. Returns (x_bar_next, eps_pred),
+    both of x_bar's shape. Taught in notebooks/05_ode_and_encoding.ipynb (section 3).
+    """
+    t = require_int("t", t, 1, schedule.T)
+    t_next = require_int("t_next", t_next, 0, schedule.T)
+    if t_next == t:
+        raise ValueError(f"t_next must differ from t (a step of zero length), got t = t_next = {t}")
+    sigma = ode_sigma(schedule.alpha[[t, t_next]])  # float64 on the CPU
+    to_x, step = on_device_of(x_bar, 1 / (sigma[:1] ** 2 + 1).sqrt(), (sigma[1:] ** 2 - sigma[:1] ** 2) / (2 * sigma[:1]))
+    return _euler(eps_model, x_bar, to_x[0], step[0], t, f"in the Euler step in sigma^2 {t} -> {t_next}")
 
 
 def _euler(eps_model: EpsModel, x_bar, to_x, step, t_model: int, where: str, outputs: ModelOutputs | None = None):

@@ -2,12 +2,14 @@
 
 import math
 
+import pytest
 import torch
 
-from ddimlib.ode import decode, dpm_solver_2m, encode, euler_step, from_x_bar, observed_order, ode_sigma, slerp, to_x_bar
+from ddimlib.ode import (decode, dpm_solver_2m, encode, euler_step, euler_step_sigma_squared, from_x_bar, observed_order, ode_sigma, slerp,
+                         to_x_bar)
 from ddimlib.oracle import GaussianMixtureEps, eight_gaussians
 from ddimlib.sampling import ddim_step, sample
-from ddimlib.schedules import linear_schedule
+from ddimlib.schedules import linear_schedule, timesteps
 
 from helpers import smooth_model
 
@@ -122,3 +124,50 @@ def test_observed_orders_one_for_ddim_and_two_for_dpm_solver_2m():
 
 def test_observed_order_reads_the_exponent():
     assert abs(observed_order([10, 20, 40], [3 / 10**1.5, 3 / 20**1.5, 3 / 40**1.5]) - 1.5) < 1e-12
+
+
+def test_euler_step_in_sigma_squared_is_eq_15():
+    """Against DDIM Eq. 15 written in x (an independent closed form), and against Eq. 14's step: they differ by
+    exactly (sigma' - sigma)^2 / (2 sigma) eps, second order in the step."""
+    g = torch.Generator().manual_seed(7)
+    alpha = SCHEDULE.alpha
+    for _ in range(50):
+        t = int(torch.randint(1, 1001, (), generator=g))
+        t_next = int(torch.randint(0, t, (), generator=g))
+        x_t = torch.randn(4, 3, generator=g, dtype=F64)
+        eps = smooth_model(x_t, torch.full((4,), t))
+        a, a_next = alpha[t], alpha[t_next]
+        eq_15 = x_t / a.sqrt() + 0.5 * ((1 - a_next) / a_next - (1 - a) / a) * (a / (1 - a)).sqrt() * eps  # x_bar(t_next)
+        x_bar_next, eps_pred = euler_step_sigma_squared(smooth_model, to_x_bar(x_t, a), SCHEDULE, t, t_next)
+        assert torch.allclose(eps_pred, eps, rtol=0, atol=1e-12) and (x_bar_next - eq_15).abs().max() <= 1e-12 * max(1.0, eq_15.abs().max()), (t, t_next)
+        sigma, sigma_next = ode_sigma(a), ode_sigma(a_next)
+        in_sigma, _ = euler_step(smooth_model, to_x_bar(x_t, a), SCHEDULE, t, t_next)
+        gap = (sigma_next - sigma) ** 2 / (2 * sigma) * eps
+        assert (x_bar_next - in_sigma - gap).abs().max() <= 1e-9 * max(1.0, in_sigma.abs().max()), (t, t_next)
+
+
+def test_euler_in_sigma_squared_converges_at_first_order_to_the_same_solution():
+    """On a smooth mixture (stds 0.5), decoded with Eq. 15's steps, S in {50, 100, 200}: error ~ 1/S against the reference."""
+    model = GaussianMixtureEps(torch.tensor([[-1.0, 0.5], [1.0, -0.5]], dtype=F64), torch.tensor([0.5, 0.5], dtype=F64),
+                               torch.tensor([0.5, 0.5], dtype=F64), SCHEDULE)
+    x_T = torch.randn(256, 2, generator=torch.Generator().manual_seed(8), dtype=F64)
+    reference = dpm_solver_2m(model, SCHEDULE, x_T, 1000)
+
+    def decode_in_sigma_squared(steps):
+        grid = [0] + timesteps(steps, SCHEDULE.T, "linear").tolist()
+        x_bar = to_x_bar(x_T, SCHEDULE.alpha[SCHEDULE.T])
+        for t, t_next in zip(grid[:0:-1], grid[-2::-1]):
+            x_bar, _ = euler_step_sigma_squared(model, x_bar, SCHEDULE, t, t_next)
+        return x_bar  # alpha_0 = 1
+
+    steps = [50, 100, 200]
+    errors = [(decode_in_sigma_squared(s) - reference).norm(dim=1).mean().item() for s in steps]
+    assert 0.8 < observed_order(steps, errors) < 1.3, errors
+
+
+@pytest.mark.parametrize("t, t_next, message", [(0, 0, r"t must be an integer in \[1, 1000\], got 0"),
+                                                (10, 1001, r"t_next must be an integer in \[0, 1000\], got 1001"),
+                                                (10, 10, r"t_next must differ from t .* got t = t_next = 10")])
+def test_euler_step_in_sigma_squared_refuses_bad_times(t, t_next, message):
+    with pytest.raises(ValueError, match=message):
+        euler_step_sigma_squared(smooth_model, torch.zeros(2, 3, dtype=F64), SCHEDULE, t, t_next)
