@@ -228,7 +228,11 @@ def execute_notebooks(paths: list[Path], build: Path) -> int:
         progress = CellProgress(path.stem, nb)
         started = time.monotonic()
         with tempfile.TemporaryDirectory() as folder:
+            # store_widget_state=False: with widget state saved, a renderer without a live kernel (nbconvert's HTML, a web
+            # viewer) draws the widget from JavaScript it fetches online, and shows nothing offline; without it, the
+            # output's own still picture (text/html) is what it shows
             client = NotebookClient(nb, kernel_name="python3", config=kernel_config(Path(folder)), timeout=3600, record_timing=False,
+                                    store_widget_state=False,
                                     resources={"metadata": {"path": str(path.parent)}}, on_cell_start=progress.on_cell_start)
             try:
                 client.execute()

@@ -140,3 +140,21 @@ def test_each_notebook_runs_with_the_threads_the_machine_has_free_unless_the_use
     assert tasks.execute_notebooks(paths, tmp_path / "b") == 0
     assert "torch gets" not in capfd.readouterr().out
     assert nbformat.read(tmp_path / "b" / "notebooks" / "01_threads.ipynb", as_version=4).cells[0].outputs[0]["text"] == "1\n"
+
+
+def test_executed_notebooks_keep_no_widget_state_so_offline_viewers_show_the_still(tmp_path):
+    paths = [notebook(tmp_path / "01_widget.ipynb", "import ipywidgets\nipywidgets.IntSlider(value=3)")]
+    assert tasks.execute_notebooks(paths, tmp_path / "build") == 0
+    executed = nbformat.read(tmp_path / "build" / "notebooks" / "01_widget.ipynb", as_version=4)
+    assert "application/vnd.jupyter.widget-view+json" in executed.cells[0].outputs[0]["data"]
+    assert "widgets" not in executed.metadata  # with it, nbconvert's HTML draws the widget from JavaScript fetched online
+
+
+def test_the_committed_explorer_renders_as_its_still_in_static_html():
+    from nbconvert import HTMLExporter
+
+    path = ROOT / "notebooks" / "04_step_sweep.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    assert "widgets" not in nb.metadata
+    html, _ = HTMLExporter().from_notebook_node(nb)
+    assert "A still picture: run this cell" in html and "unpkg.com" not in html
