@@ -219,19 +219,26 @@ def sample(
     _check_sigma(sigma_t, alpha_prev)
     noise_std = sigma_hat(alpha_t, alpha_prev) if variance == "hat" else sigma_t
     adds_noise = ((noise_std > 0) & (tau_full[:-1] > 0)).tolist()  # the last step, to t = 0, adds none (host values)
-    alpha_t, alpha_prev, sigma_t, noise_std = on_device_of(x, alpha_t, alpha_prev, sigma_t, noise_std)  # cast and move once
+    # ... as Python floats (host values of CPU tensors: nothing is read back from a device). A float scales a tensor
+    # inside the kernel that uses it; a 0-d device tensor costs kernels of its own, which on a GPU is most of a small
+    # sampler's time (measured on an H200 with 0-d tensors: 0.33 ms per step, 12.5 % of the digits UNet's time).
+    sqrt_one_minus_alpha_t, sqrt_alpha_t = (1 - alpha_t).sqrt().tolist(), alpha_t.sqrt().tolist()
+    sqrt_alpha_prev = alpha_prev.sqrt().tolist()
+    direction = (1 - alpha_prev - sigma_t**2).clamp(min=0).sqrt().tolist()
+    noise_std = noise_std.tolist()
     t_model = tau_full.tolist()
     outputs = ModelOutputs(len(tau), x)
     path, preds = [x], []
     for i in tqdm(range(len(tau), 0, -1), desc=f"DDIM S={len(tau)}", disable=not progress, leave=False):
         eps = call_model(eps_model, x, t_model[i], f"at step {len(tau) - i + 1} of {len(tau)}", outputs)
-        out = _eq12_mean(x, eps, alpha_t[i - 1], alpha_prev[i - 1], sigma_t[i - 1])
-        x = out.x_prev
-        if adds_noise[i - 1]:
-            x = x + noise_std[i - 1] * standard_normal(x, generator)  # "random noise"
+        k = i - 1  # Eq. 12, as _eq12_mean computes it:
+        x0_pred = torch.add(x, eps, alpha=-sqrt_one_minus_alpha_t[k]).div_(sqrt_alpha_t[k])  # "predicted x0"
+        x = torch.add(x0_pred * sqrt_alpha_prev[k], eps, alpha=direction[k])                # + "direction pointing to x_t"
+        if adds_noise[k]:
+            x = torch.add(x, standard_normal(x, generator), alpha=noise_std[k])             # + "random noise"
         if return_trajectory:
             path.append(x)
-            preds.append(out.x0_pred)
+            preds.append(x0_pred)
     outputs.check()
     if not return_trajectory:
         return x
