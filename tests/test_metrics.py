@@ -165,3 +165,17 @@ def test_the_shipped_digits_sidecars_were_judged_by_the_same_rule():
     for name in ("digits_unet", "digits_unet_small"):
         metric = json.loads((DATA_DIR / "checkpoints" / f"{name}.json").read_text())["metric"]
         assert metric["bar"] == QUALITY_BAR_RULE and metric["meets_bar"] == meets_quality_bar(metric), name
+
+
+def test_off_mode_share_counts_the_points_between_the_modes():
+    from ddimlib.data import eight_gaussians_oracle
+    from ddimlib.metrics import off_mode_share
+
+    mixture = eight_gaussians_oracle(None)
+    real = mixture.sample(200_000, generator=torch.Generator().manual_seed(0))
+    expected = math.exp(-4.5)  # 2-D: P(|z| > 3) = exp(-9 / 2) for a standard normal pair (the modes are far apart)
+    assert abs(off_mode_share(real, mixture) - expected) < 5 * (expected * (1 - expected) / len(real)) ** 0.5
+    between = torch.tensor([[0.0, 0.0], [2.0, 0.0], [1.4, 1.4], [1.0, 0.0]])  # the centre, a mode, near a mode, between
+    assert off_mode_share(between, mixture) == 0.5
+    with pytest.raises(ValueError, match="points must have shape"):
+        off_mode_share(torch.zeros(3, 3), mixture)
