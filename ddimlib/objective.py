@@ -33,8 +33,14 @@ from ddimlib.schedules import Schedule
 
 
 def x0_coefficient(alpha_t, alpha_prev, sigma_t):
-    """c_t: the coefficient of x0 in the mean of q_sigma(x_{t-1} | x_t, x0) (Eq. 7), x_t held fixed."""
-    return alpha_prev**0.5 - (1 - alpha_prev - sigma_t**2) ** 0.5 * (alpha_t / (1 - alpha_t)) ** 0.5
+    """c_t: the coefficient of x0 in the mean of q_sigma(x_{t-1} | x_t, x0) (Eq. 7), x_t held fixed.
+
+    sigma_t must be admissible, 0 <= sigma_t^2 <= 1 - alpha_{t-1}; at the top of that range rounding can make
+    1 - alpha_{t-1} - sigma_t^2 a tiny negative number, which counts as 0 (it gave NaN). Returns float64 tensors.
+    """
+    _check_sigma(sigma_t, alpha_prev)
+    rest = torch.as_tensor(1 - alpha_prev - torch.as_tensor(sigma_t, dtype=torch.float64) ** 2, dtype=torch.float64).clamp(min=0)
+    return torch.as_tensor(alpha_prev, dtype=torch.float64) ** 0.5 - rest.sqrt() * torch.as_tensor(alpha_t / (1 - alpha_t), dtype=torch.float64) ** 0.5
 
 
 def _check_chain_sigma(schedule: Schedule, sigma) -> torch.Tensor:

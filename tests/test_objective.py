@@ -2,6 +2,8 @@
 
 import math
 
+import pytest
+
 import torch
 
 from ddimlib.forward import predict_x0, q_posterior_mean_std, q_sample, sample_forward_chain
@@ -97,3 +99,12 @@ def test_l_simple_is_the_unweighted_eps_regression():
     assert torch.allclose(loss, manual, atol=1e-14)
     zero = l_simple(lambda x, t: torch.zeros_like(x), x0, schedule, torch.Generator().manual_seed(4))
     assert loss < 0.6 * zero  # the exact E[eps | x_t] beats predicting 0 (whose loss is E|eps|^2 / d = 1)
+
+
+def test_x0_coefficient_at_the_top_of_the_range_is_finite_and_refuses_an_inadmissible_sigma():
+    alpha = linear_schedule().alpha
+    top = (1 - alpha[99]).sqrt() * (1 + 1e-15)             # sigma_t^2 = 1 - alpha_{t-1}, plus a rounding's worth
+    assert torch.isfinite(x0_coefficient(alpha[100], alpha[99], top))
+    assert torch.allclose(x0_coefficient(alpha[100], alpha[99], top), alpha[99].sqrt(), atol=1e-6)  # no direction term left
+    with pytest.raises(ValueError, match="sigma_t must satisfy"):
+        x0_coefficient(alpha[100], alpha[99], 1.1 * (1 - alpha[99]).sqrt())
