@@ -42,6 +42,21 @@ def attempt(answer: Callable, *args, **kwargs):
         return None
 
 
+def numbers_from(answer: Callable, cases, what: str) -> "torch.Tensor | Feedback":
+    """The learner's answer called on each tuple of arguments in `cases`, as one float64 tensor; or the Feedback
+    that ends the check: not attempted, or a return value that is not one number (`what` names it)."""
+    got = []
+    for arguments in cases:
+        value = attempt(answer, *arguments)
+        if value is None:
+            return NOT_ATTEMPTED
+        try:
+            got.append(float(value))
+        except (TypeError, ValueError, RuntimeError):
+            return Feedback(False, f"✗ {what}: your function returned {type(value).__name__}; return one number, {what}.")
+    return torch.tensor(got, dtype=torch.float64)
+
+
 NOT_ATTEMPTED = Feedback(False, "Not attempted yet: write your answer in the cell above, run it, then run this check.", attempted=False)
 
 

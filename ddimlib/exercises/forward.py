@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import torch
 
-from ddimlib.exercises import NOT_ATTEMPTED, Feedback, attempt, compare
+from ddimlib.exercises import NOT_ATTEMPTED, Feedback, attempt, compare, numbers_from
 from ddimlib.forward import q_posterior_mean_std
 from ddimlib.sampling import sigma_eta
 from ddimlib.schedules import linear_schedule, timesteps
@@ -90,15 +90,9 @@ def check_sigma_ddpm(answer: Callable) -> Feedback:
 
     alpha_t, alpha_prev: Python floats (one step t -> t-1, or tau_i -> tau_{i-1} on a subsequence)."""
     alpha_t, alpha_prev, labels = _sigma_pairs()
-    got = []
-    for a_t, a_prev in zip(alpha_t.tolist(), alpha_prev.tolist()):
-        value = attempt(answer, a_t, a_prev)
-        if value is None:
-            return NOT_ATTEMPTED
-        try:
-            got.append(float(value))
-        except (TypeError, ValueError, RuntimeError):
-            return Feedback(False, f"✗ sigma_t: your function returned {type(value).__name__}; return one number, sigma_t.")
+    got = numbers_from(answer, zip(alpha_t.tolist(), alpha_prev.tolist()), "sigma_t")
+    if isinstance(got, Feedback):
+        return got
     expected = sigma_eta(alpha_t, alpha_prev, 1.0)
     variance = (1 - alpha_prev) / (1 - alpha_t) * (1 - alpha_t / alpha_prev)
     mistakes = [
@@ -112,9 +106,9 @@ def check_sigma_ddpm(answer: Callable) -> Feedback:
          "the posterior forgets x_t.)"),
         (variance, "that is sigma_t^2, the variance; the function returns the standard deviation."),
     ]
-    feedback = compare("sigma_t", torch.tensor(got, dtype=F64), expected, mistakes, rtol=1e-9, atol=1e-12)
+    feedback = compare("sigma_t", got, expected, mistakes, rtol=1e-9, atol=1e-12)
     if not feedback.passed and feedback.message.startswith("✗ sigma_t: off by"):
-        worst = int((torch.tensor(got, dtype=F64) - expected).abs().argmax())
+        worst = int((got - expected).abs().argmax())
         return Feedback(False, feedback.message + f" (The largest difference is at {labels[worst]}.)")
     if not feedback.passed:
         return feedback

@@ -12,8 +12,8 @@ from collections.abc import Callable
 
 import torch
 
-from ddimlib.exercises import NOT_ATTEMPTED, Feedback, attempt, compare
-from ddimlib.objective import gamma_weights
+from ddimlib.exercises import Feedback, compare, numbers_from
+from ddimlib.objective import gamma_weights, x0_coefficient
 from ddimlib.sampling import sigma_eta
 from ddimlib.schedules import linear_schedule, timesteps
 
@@ -41,17 +41,11 @@ def check_gamma(answer: Callable) -> Feedback:
 
     alpha_t, alpha_prev, sigma_t: Python floats (sigma_t > 0). Compared with ddimlib.objective.gamma_weights."""
     cases = _gamma_cases()
-    got = []
-    for a_t, a_prev, sigma, _, _ in cases:
-        value = attempt(answer, a_t, a_prev, sigma)
-        if value is None:
-            return NOT_ATTEMPTED
-        try:
-            got.append(float(value))
-        except (TypeError, ValueError, RuntimeError):
-            return Feedback(False, f"✗ gamma_t: your function returned {type(value).__name__}; return one number, gamma_t.")
+    got = numbers_from(answer, (case[:3] for case in cases), "gamma_t")
+    if isinstance(got, Feedback):
+        return got
     a_t, a_prev, sigma, expected = (torch.tensor([case[k] for case in cases], dtype=F64) for k in range(4))
-    c = a_prev.sqrt() - (1 - a_prev - sigma**2).sqrt() * (a_t / (1 - a_t)).sqrt()
+    c = x0_coefficient(a_t, a_prev, sigma)
     mistakes = [
         ((1 - a_t) / (2 * sigma**2 * a_t),
          "this is the weight without c_t^2, as in the paper's short proof and the study notes: it assumes the two means differ "
@@ -64,10 +58,10 @@ def check_gamma(answer: Callable) -> Feedback:
         (c**2 * (1 - a_t) / (sigma**2 * a_t),
          "KL(N(mu_q, sigma^2 I) || N(mu_p, sigma^2 I)) = |mu_q - mu_p|^2 / (2 sigma^2): a factor 1/2 is missing."),
     ]
-    feedback = compare("gamma_t", torch.tensor(got, dtype=F64), expected, mistakes, rtol=1e-9, atol=0.0)
+    feedback = compare("gamma_t", got, expected, mistakes, rtol=1e-9, atol=0.0)
     if not feedback.passed:
         if feedback.message.startswith("✗ gamma_t: off by"):
-            worst = int(((torch.tensor(got, dtype=F64) - expected).abs() / expected).argmax())
+            worst = int(((got - expected).abs() / expected).argmax())
             return Feedback(False, feedback.message + f" (The largest relative difference is at {cases[worst][4]}.)")
         return feedback
     return Feedback(True, f"✓ gamma_t = c_t^2 (1 - alpha_t) / (2 sigma_t^2 alpha_t): agrees with ddimlib.objective.gamma_weights in "
@@ -91,16 +85,9 @@ def check_where_c_vanishes(answer: Callable) -> Feedback:
     """answer(alpha_t, alpha_prev) -> the sigma_t^2 at which c_t = sqrt(alpha_{t-1}) - sqrt(1 - alpha_{t-1} - sigma_t^2)
     sqrt(alpha_t / (1 - alpha_t)) is zero. alpha_t, alpha_prev: Python floats with alpha_t < alpha_prev."""
     pairs = _vanish_pairs()
-    got = []
-    for a_t, a_prev, _ in pairs:
-        value = attempt(answer, a_t, a_prev)
-        if value is None:
-            return NOT_ATTEMPTED
-        try:
-            got.append(float(value))
-        except (TypeError, ValueError, RuntimeError):
-            return Feedback(False, f"✗ sigma_t^2: your function returned {type(value).__name__}; return one number, sigma_t^2.")
-    got = torch.tensor(got, dtype=F64)
+    got = numbers_from(answer, (pair[:2] for pair in pairs), "sigma_t^2")
+    if isinstance(got, Feedback):
+        return got
     a_t, a_prev = (torch.tensor([p[k] for p in pairs], dtype=F64) for k in range(2))
     expected = 1 - a_prev / a_t
     mistakes = [
