@@ -51,16 +51,27 @@ def _first(result):
     return result[0] if isinstance(result, (tuple, list)) else result
 
 
-def check_euler_step(answer: Callable) -> Feedback:
-    """answer(eps_model, x_bar, schedule, t, t_next) -> x_bar(t_next), one Euler step of Eq. 14:
-    x_bar(t_next) = x_bar(t) + (sigma(t_next) - sigma(t)) eps_theta(x(t), t), x(t) = sqrt(alpha_t) x_bar(t).
-    Compared with `ddimlib.ode.euler_step` to 1e-9 (relative) at four steps, decoding and encoding."""
+def _check_each_step(answer: Callable, reference: Callable, success: str) -> Feedback:
+    """answer(eps_model, x_bar, schedule, t, t_next) at every step of STEP_CASES against reference(oracle, schedule,
+    x_bar, t, t_next) -> (the right x_bar(t_next), [(a typical mistake's value, its hint)]), to 1e-9 relative."""
     for case in STEP_CASES:
         oracle, schedule, x_bar = _step_inputs(case)
         got = attempt(answer, oracle, x_bar.clone(), schedule, *case)
         if got is None:
             return NOT_ATTEMPTED
-        t, t_next = case
+        expected, mistakes = reference(oracle, schedule, x_bar, *case)
+        feedback = compare(f"x_bar(t_next) for the step t = {case[0]} -> {case[1]}", _first(got), expected, mistakes, rtol=1e-9, atol=1e-12)
+        if not feedback.passed:
+            return feedback
+    return Feedback(True, success)
+
+
+def check_euler_step(answer: Callable) -> Feedback:
+    """answer(eps_model, x_bar, schedule, t, t_next) -> x_bar(t_next), one Euler step of Eq. 14:
+    x_bar(t_next) = x_bar(t) + (sigma(t_next) - sigma(t)) eps_theta(x(t), t), x(t) = sqrt(alpha_t) x_bar(t).
+    Compared with `ddimlib.ode.euler_step` to 1e-9 (relative) at four steps, decoding and encoding."""
+
+    def reference(oracle, schedule, x_bar, t, t_next):
         a, a_next = schedule.alpha[t], schedule.alpha[t_next]
         sigma, sigma_next = ode_sigma(a), ode_sigma(a_next)
         x = a.sqrt() * x_bar
@@ -83,11 +94,10 @@ def check_euler_step(answer: Callable) -> Feedback:
             (a_next.sqrt() * expected,
              "you returned x(t_next); the step's result is x_bar(t_next) (divide by sqrt(alpha_{t_next}) to stay in the ODE's variables)."),
         ]
-        feedback = compare(f"x_bar(t_next) for the step t = {t} -> {t_next}", _first(got), expected, mistakes, rtol=1e-9, atol=1e-12)
-        if not feedback.passed:
-            return feedback
-    return Feedback(True, f"✓ your Euler step agrees with ddimlib.ode.euler_step at {len(STEP_CASES)} steps "
-                          "(t = 600 -> 400, 50 -> 0, 200 -> 400 (an encoding step) and 1000 -> 900).")
+        return expected, mistakes
+
+    return _check_each_step(answer, reference, f"✓ your Euler step agrees with ddimlib.ode.euler_step at {len(STEP_CASES)} steps "
+                                               "(t = 600 -> 400, 50 -> 0, 200 -> 400 (an encoding step) and 1000 -> 900).")
 
 
 @lru_cache(maxsize=1)
@@ -150,12 +160,8 @@ def check_euler_step_sigma_squared(answer: Callable) -> Feedback:
     """answer(eps_model, x_bar, schedule, t, t_next) -> x_bar(t_next), one Euler step in sigma^2 (DDIM Eq. 15):
     x_bar(t_next) = x_bar(t) + (sigma(t_next)^2 - sigma(t)^2) / (2 sigma(t)) eps_theta(x(t), t).
     Compared with `ddimlib.ode.euler_step_sigma_squared` to 1e-9 (relative) at four steps."""
-    for case in STEP_CASES:
-        oracle, schedule, x_bar = _step_inputs(case)
-        got = attempt(answer, oracle, x_bar.clone(), schedule, *case)
-        if got is None:
-            return NOT_ATTEMPTED
-        t, t_next = case
+
+    def reference(oracle, schedule, x_bar, t, t_next):
         a, a_next = schedule.alpha[t], schedule.alpha[t_next]
         sigma, sigma_next = ode_sigma(a), ode_sigma(a_next)
         expected, eps = euler_step_sigma_squared(oracle, x_bar, schedule, t, t_next)
@@ -171,8 +177,8 @@ def check_euler_step_sigma_squared(answer: Callable) -> Feedback:
              "1 - alpha is the noise variance of x_t; x_bar = x / sqrt(alpha) has noise variance sigma^2 = (1 - alpha) / alpha, "
              "and that sigma^2 is Eq. 15's time variable."),
         ]
-        feedback = compare(f"x_bar(t_next) for the step t = {t} -> {t_next}", _first(got), expected, mistakes, rtol=1e-9, atol=1e-12)
-        if not feedback.passed:
-            return feedback
-    return Feedback(True, f"✓ your Euler step in sigma^2 agrees with ddimlib.ode.euler_step_sigma_squared at {len(STEP_CASES)} steps. "
-                          "Note its last step, to sigma = 0: it moves x_bar by -sigma(t)/2 * eps, half of DDIM's -sigma(t) * eps.")
+        return expected, mistakes
+
+    return _check_each_step(answer, reference, f"✓ your Euler step in sigma^2 agrees with ddimlib.ode.euler_step_sigma_squared at "
+                                               f"{len(STEP_CASES)} steps. Note its last step, to sigma = 0: it moves x_bar by "
+                                               "-sigma(t)/2 * eps, half of DDIM's -sigma(t) * eps.")
