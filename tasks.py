@@ -176,7 +176,9 @@ def busy_cores(seconds: float = 1.0) -> float:
         return sum(fields) - idle, sum(fields)
 
     try:
-        (busy0, total0), _, (busy1, total1) = busy_and_total(), time.sleep(seconds), busy_and_total()
+        busy0, total0 = busy_and_total()
+        time.sleep(seconds)
+        busy1, total1 = busy_and_total()
         return (os.cpu_count() or 1) * (busy1 - busy0) / max(total1 - total0, 1)
     except (OSError, ValueError, IndexError):
         return os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
@@ -331,7 +333,7 @@ def build_slides(build: Path) -> int:
         (out / f"{lecture}.slides.html").write_text(html)
         slides = sum(cell.metadata["slideshow"]["slide_type"] in ("slide", "subslide") for cell in deck.cells)
         print(f"[tasks] {out / lecture}.slides.html: {slides} slides from {', '.join(stems)}", flush=True)
-    print(f"[tasks] open a deck in a browser (it works offline); press s for speaker notes", flush=True)
+    print("[tasks] open a deck in a browser (it works offline); press s for speaker notes", flush=True)
     return 0
 
 
