@@ -75,19 +75,11 @@ def ddim_step(
     the random-noise term is left out (the step's mean).
     """
     _check_sigma(sigma_t, alpha_prev)
-    out = _eq12_mean(x_t, eps_pred, alpha_t, alpha_prev, sigma_t)
-    if noise is not None:
-        out.x_prev = out.x_prev + expand_to(sigma_t, x_t) * noise  # "random noise"
-    return out
-
-
-def _eq12_mean(x_t, eps_pred, alpha_t, alpha_prev, sigma_t) -> StepOutput:
-    """The first two terms of Eq. 12, unchecked: for `sample`, which checks every step's sigma once
-    before its loop and adds the random noise itself (with sigma_t or sigma-hat)."""
-    x0_pred = predict_x0(x_t, eps_pred, alpha_t)
+    x0_pred = predict_x0(x_t, eps_pred, alpha_t)                                   # "predicted x0"
     alpha_prev, sigma_t = expand_to(alpha_prev, x_t), expand_to(sigma_t, x_t)
-    direction = (1 - alpha_prev - sigma_t**2).clamp(min=0).sqrt() * eps_pred
-    x_prev = alpha_prev.sqrt() * x0_pred + direction
+    x_prev = alpha_prev.sqrt() * x0_pred + (1 - alpha_prev - sigma_t**2).clamp(min=0).sqrt() * eps_pred  # + "direction pointing to x_t"
+    if noise is not None:
+        x_prev = x_prev + sigma_t * noise                                          # + "random noise"
     return StepOutput(x_prev=x_prev, x0_pred=x0_pred)
 
 
@@ -231,7 +223,7 @@ def sample(
     path, preds = [x], []
     for i in tqdm(range(len(tau), 0, -1), desc=f"DDIM S={len(tau)}", disable=not progress, leave=False):
         eps = call_model(eps_model, x, t_model[i], f"at step {len(tau) - i + 1} of {len(tau)}", outputs)
-        k = i - 1  # Eq. 12, as _eq12_mean computes it:
+        k = i - 1  # Eq. 12, as ddim_step computes it:
         x0_pred = torch.add(x, eps, alpha=-sqrt_one_minus_alpha_t[k]).div_(sqrt_alpha_t[k])  # "predicted x0"
         x = torch.add(x0_pred * sqrt_alpha_prev[k], eps, alpha=direction[k])                # + "direction pointing to x_t"
         if adds_noise[k]:
