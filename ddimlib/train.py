@@ -92,7 +92,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--minutes", type=float, help="wall-clock budget in minutes")
     parser.add_argument("--small", action="store_true", help="digits only: the half-width UNet (~3x cheaper per call) of notebook 04's step sweep")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--batch-size", type=int, help="default: 128 on a CPU or Apple GPU, 2048 on CUDA")
+    parser.add_argument("--batch-size", type=int, help="default: 128 on a CPU or Apple GPU, 2048 on CUDA; with --resume, overrides the run's")
     parser.add_argument("--compile", action="store_true", help="torch.compile the model for training (eager if compiling fails)")
     parser.add_argument("--lr", type=float, help="AdamW learning rate (default 2e-3; with --resume, overrides the run's)")
     parser.add_argument("--device", help="cuda, mps or cpu (default: the best available)")
@@ -106,6 +106,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("give a budget: --steps, --minutes, or both")
     if args.eval_replicates < 2:
         parser.error(f"--eval-replicates must be at least 2 (the metric's standard error needs two sets), got {args.eval_replicates}")
+    if args.batch_size is not None and args.batch_size < 1:
+        parser.error(f"--batch-size must be at least 1, got {args.batch_size}")
     if args.eval_samples < 2:
         parser.error(f"--eval-samples must be at least 2, got {args.eval_samples}")
     if args.small and args.dataset != "digits":
@@ -164,6 +166,8 @@ def train_model_command(args: argparse.Namespace, command: str, hardware: dict) 
             raise SystemExit(f"--resume {args.resume} was trained on {trainer.config.dataset!r}, not {args.dataset!r}")
         if args.lr is not None:
             trainer.config.lr = args.lr
+        if args.batch_size is not None:
+            trainer.config.batch_size = args.batch_size  # each run records its own in the sidecar's "runs"
     else:
         model, model_config = DEFAULT_MODELS["digits" if args.dataset == "digits" else "toy"]
         if args.small:

@@ -150,9 +150,11 @@ def test_command_line_trains_writes_the_sidecar_and_resumes(tmp_path, capsys):
     assert str(out) in capsys.readouterr().out
     model, config = load_model(out, expect_model="mlp")  # the export, metadata included, loads with weights_only=True
     assert config.dataset == "two_moons" and model(torch.zeros(3, 2), torch.tensor([1, 2, 3])).shape == (3, 2)
-    train_cli.main(["--dataset", "two_moons", "--steps", "10", "--out", str(out), "--resume", str(out) + ".state", "--eval-samples", "200"])
+    train_cli.main(["--dataset", "two_moons", "--steps", "10", "--out", str(out), "--resume", str(out) + ".state", "--eval-samples", "200",
+                    "--batch-size", "32"])
     resumed = json.loads(out.with_suffix(".json").read_text())
     assert resumed["steps"] == 40 and [run["steps"] for run in resumed["runs"]] == [30, 10]
+    assert [run["batch_size"] for run in resumed["runs"]] == [128, 32]  # a resumed run takes a new batch size, like a new lr
 
 
 def test_command_line_small_digits_unet(tmp_path):
@@ -172,6 +174,9 @@ def test_an_evaluation_without_a_standard_error_is_refused_before_any_training(t
     with pytest.raises(SystemExit):
         train_cli.main(["--steps", "2", "--eval-replicates", "1", "--out", str(tmp_path / "m.pt")])
     assert "--eval-replicates must be at least 2" in capsys.readouterr().err and not (tmp_path / "m.pt").exists()
+    with pytest.raises(SystemExit):
+        train_cli.main(["--steps", "2", "--batch-size", "0", "--out", str(tmp_path / "m.pt")])
+    assert "--batch-size must be at least 1, got 0" in capsys.readouterr().err and not (tmp_path / "m.pt").exists()
 
 
 def test_the_ema_is_a_copy_then_an_exponential_average_of_the_weights():
