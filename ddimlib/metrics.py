@@ -7,8 +7,9 @@ data/digits_classifier.pt, provides features (its 64-unit penultimate layer) in 
 - the Frechet distance FD = |mu_1 - mu_2|^2 + tr(S_1 + S_2 - 2 (S_1^1/2 S_2 S_1^1/2)^1/2)
   (Heusel et al. 2017, "GANs trained by a two time-scale update rule...", the FID formula), with the
   matrix square root from symmetric eigendecompositions in float64;
-- KID, the unbiased MMD^2 with the kernel k(x, y) = (x.y / d + 1)^3 (Binkowski et al. 2018), which
-  is unbiased at any sample size (for sets without repeated points);
+- KID, the unbiased MMD^2 with the kernel k(x, y) = (x.y / d + 1)^3 (Binkowski et al. 2018). It is
+  unbiased over draws of *both* sets; against one fixed reference set it carries an offset set by that
+  set's own pairs, which is why the digits floor reads negative. Read KID as a difference to its floor;
 - the data floor, drawn the way samples are drawn: the same distances for n real training digits drawn
   independently, i.e. with replacement, averaged over independent draws (`digits_floor`);
 - a spread for every figure: the standard error over independent draws, of real data for the floor and of
@@ -143,7 +144,11 @@ def _kernel_sum(x: torch.Tensor, y: torch.Tensor, skip_diagonal: bool = False, b
 
 
 def kernel_inception_distance(features_1: torch.Tensor, features_2: torch.Tensor) -> float:
-    """Unbiased MMD^2 between feature sets (m, d) and (n, d) with the cubic polynomial kernel (x.y / d + 1)^3."""
+    """Unbiased MMD^2 between feature sets (m, d) and (n, d) with the cubic polynomial kernel (x.y / d + 1)^3.
+
+    Unbiased over draws of both sets. With features_2 = (y_1..y_n) held fixed, the expectation over draws of
+    features_1 is E k(x, x') - 2 mean_j E k(x, y_j) + mean_{j != j'} k(y_j, y_j'): the last term is this one
+    reference's, not its expectation, so data scored against data need not average zero."""
     x, y = features_1.double(), features_2.double()
     m, n = x.shape[0], y.shape[0]
     within_x = _kernel_sum(x, x, skip_diagonal=True) / (m * (m - 1))

@@ -80,6 +80,25 @@ def test_kid_is_unbiased_at_zero_and_positive_for_a_shift():
     assert shifted > 10 * torch.tensor(same).std()
 
 
+def test_against_one_fixed_reference_kid_is_offset_by_the_references_own_term():
+    """Why the digits floor's KID reads negative: with the reference set fixed, KID is unbiased over draws of the
+    other set only. For sets drawn with replacement from a pool, its expectation is the MMD^2 of the two empirical
+    distributions minus the reference's own term (mean k(y, y) - mean k(y, y') over y != y') / n, which is
+    E k(x, x') - 2 mean_j E k(x, y_j) + mean_{j != j'} k(y_j, y_j') (the form in the docstring)."""
+    g = torch.Generator().manual_seed(4)
+    pool, reference = torch.randn(30, 4, generator=g, dtype=F64), torch.randn(6, 4, generator=g, dtype=F64)
+    kernel = lambda a, b: (a @ b.T / a.shape[1] + 1) ** 3
+    k_pp, k_pr, k_rr = kernel(pool, pool), kernel(pool, reference), kernel(reference, reference)
+    n = len(reference)
+    off_diagonal = (k_rr.sum() - k_rr.diagonal().sum()) / (n * (n - 1))
+    own_term = (k_rr.diagonal().mean() - off_diagonal) / n
+    expected = float(k_pp.mean() - 2 * k_pr.mean() + k_rr.mean() - own_term)
+    draws = torch.tensor([kernel_inception_distance(pool[torch.randint(30, (20,), generator=g)], reference) for _ in range(4000)], dtype=F64)
+    mean, se = float(draws.mean()), float(draws.std()) / math.sqrt(len(draws))
+    assert abs(mean - expected) < 4 * se, (mean, expected, se)
+    assert abs(expected) > 10 * se  # two samples of one distribution, yet the offset is resolved: "zero on average" would fail
+
+
 def test_sliced_wasserstein_in_closed_form_cases():
     g = torch.Generator().manual_seed(4)
     x = torch.randn(2000, 2, generator=g, dtype=F64)
