@@ -64,7 +64,8 @@ def compare(what: str, got, expected: torch.Tensor, mistakes: Iterable[tuple[tor
             rtol: float = 1e-6, atol: float = 1e-9, success: str = "") -> Feedback:
     """Feedback on `got` against `expected` (the library's value): right, a known mistake, or off by how much.
 
-    mistakes: (the value the mistake gives, the hint that explains it), tried in order.
+    mistakes: (the value the mistake gives, the hint that explains it). Of those that `got` matches within a
+    loose tolerance, the closest one's hint is given, so two mistakes with nearby values are told apart.
     """
     if got is None:
         return NOT_ATTEMPTED
@@ -81,9 +82,13 @@ def compare(what: str, got, expected: torch.Tensor, mistakes: Iterable[tuple[tor
     if torch.allclose(got, expected, rtol=rtol, atol=atol):
         return Feedback(True, f"✓ {what}: correct." + (f" {success}" if success else ""))
     loose = max(atol, 1e-3 * float(expected.abs().max()))  # a mistake is recognised, not reproduced: its path may amplify rounding
+    matched = []
     for value, hint in mistakes:
-        if torch.allclose(got, torch.as_tensor(value, dtype=torch.float64).expand_as(expected), rtol=max(rtol, 1e-3), atol=loose):
-            return Feedback(False, f"✗ {what}: not yet. Hint: {hint}")
+        value = torch.as_tensor(value, dtype=torch.float64).expand_as(expected)
+        if torch.allclose(got, value, rtol=max(rtol, 1e-3), atol=loose):
+            matched.append((float((got - value).abs().max()), hint))
+    if matched:
+        return Feedback(False, f"✗ {what}: not yet. Hint: {min(matched, key=lambda distance_hint: distance_hint[0])[1]}")
     error = (got - expected).abs()
     worst = int(error.flatten().argmax())
     if not torch.isfinite(got).all():
