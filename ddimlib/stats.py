@@ -10,6 +10,9 @@ otherwise). Three outcomes:
   cannot tell; the notebook says so instead of failing);
 - contradicted: beyond its half-width in the other direction. Only this fails `Verdict.check`.
 
+Many claims read from one run are checked together with `check_together`, which widens each bound for
+their number (Bonferroni), so that a run of k true claims fails no more often than one check does.
+
 Used by notebooks/03_training.ipynb to 05_ode_and_encoding.ipynb; ddimlib.metrics supplies the figures.
 """
 
@@ -42,6 +45,7 @@ class Verdict:
     difference: float
     bound: float
     expected: str  # "<" or ">"
+    dof: float | None = None  # the t distribution's degrees of freedom behind `bound`; None: the normal
 
     @property
     def sign(self) -> str:
@@ -81,16 +85,50 @@ def compare(claim: str, left: torch.Tensor, right: torch.Tensor, expected: str, 
         if len(left) != len(right) or len(left) < 2:
             raise ValueError(f"paired replicates must have the same length >= 2, got {len(left)} and {len(right)}")
         d = left - right
-        return Verdict(claim, float(d.mean()), t_975(len(d) - 1) * float(d.std()) / len(d) ** 0.5, expected)
+        return Verdict(claim, float(d.mean()), t_975(len(d) - 1) * float(d.std()) / len(d) ** 0.5, expected, len(d) - 1)
     if len(left) < 2 or len(right) < 2:
         raise ValueError(f"unpaired comparisons need >= 2 replicates on each side, got {len(left)} and {len(right)}")
     var_left, var_right = float(left.var()) / len(left), float(right.var()) / len(right)
     se = (var_left + var_right) ** 0.5
     dof = se**4 / (var_left**2 / (len(left) - 1) + var_right**2 / (len(right) - 1)) if se > 0 else len(left) + len(right) - 2
-    return Verdict(claim, float(left.mean() - right.mean()), t_975(dof) * se, expected)
+    return Verdict(claim, float(left.mean() - right.mean()), t_975(dof) * se, expected, dof)
 
 
 def from_estimate(claim: str, difference: float, se: float, expected: str, dof: float | None = None) -> Verdict:
     """The claim difference `expected` 0 from an estimate and its standard error (t with `dof`, or the normal 1.96 if None)."""
     expected = require_choice("expected", expected, DIRECTIONS)
-    return Verdict(claim, float(difference), (1.96 if dof is None else t_975(dof)) * float(se), expected)
+    return Verdict(claim, float(difference), (1.96 if dof is None else t_975(dof)) * float(se), expected, dof)
+
+
+def t_quantile(p: float, dof: float | None) -> float:
+    """The p quantile of Student's t with `dof` degrees of freedom (the normal's if None), for 0.5 <= p < 1:
+    bisection on the integrated density (torch.distributions), to about 1e-6."""
+    if not 0.5 <= p < 1:
+        raise ValueError(f"p must be in [0.5, 1), got {p}")
+    if dof is None:
+        return float(torch.distributions.Normal(0.0, 1.0).icdf(torch.tensor(p, dtype=torch.float64)))
+    density = torch.distributions.StudentT(torch.tensor(float(dof), dtype=torch.float64))
+
+    def cdf(t: float) -> float:
+        grid = torch.linspace(0, t, 20_001, dtype=torch.float64)
+        return 0.5 + float(torch.trapezoid(density.log_prob(grid).exp(), grid))
+
+    low, high = 0.0, 1.0
+    while cdf(high) < p:
+        high *= 2
+    while high - low > 1e-7 * high:
+        low, high = ((low + high) / 2, high) if cdf((low + high) / 2) < p else (low, (low + high) / 2)
+    return (low + high) / 2
+
+
+def check_together(verdicts: list[Verdict]) -> list[Verdict]:
+    """Check k claims read from one run at once: raise AssertionError only for a claim contradicted beyond its bound
+    widened for k (Bonferroni: the t quantile at 1 - 0.025 / k instead of 0.975). Checked one by one, 26 true claims
+    at their boundary would fail a run about 26 times as often as one; together, no more often than one."""
+    k = len(verdicts)
+    for v in verdicts:
+        if v.contradicted:
+            widened = v.bound / (1.96 if v.dof is None else t_975(v.dof)) * t_quantile(1 - 0.025 / k, v.dof)
+            if abs(v.difference) > widened:
+                raise AssertionError(f"{v}; beyond {widened:.3g}, the bound for {k} claims checked together")
+    return verdicts
