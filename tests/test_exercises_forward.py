@@ -4,6 +4,7 @@ and gives the typical mistake's hint for a wrong one."""
 import torch
 
 from ddimlib.exercises import forward as ex
+from helpers import assert_each_mistake_gets_its_hint, blank
 
 
 def posterior(x_t, x0, alpha_t, alpha_prev, sigma_t, direction=lambda a_p, s: (1 - a_p - s**2) ** 0.5, x0_scale=lambda a: a**0.5,
@@ -18,10 +19,6 @@ def sigma_ddpm(alpha_t, alpha_prev):
     return ((1 - alpha_prev) / (1 - alpha_t) * (1 - alpha_t / alpha_prev)) ** 0.5
 
 
-def blank(*args):
-    raise NotImplementedError
-
-
 def test_the_posterior_check():
     assert ex.check_posterior(posterior).passed
     tensor_std = ex.check_posterior(lambda x_t, x0, *a: (posterior(x_t, x0, *a)[0], torch.full_like(x_t, a[2])))
@@ -33,9 +30,7 @@ def test_the_posterior_check():
         "you returned sigma_t^2, the variance": lambda *a: posterior(*a, std=lambda s: s**2),
         "return a pair (mean, std)": lambda *a: posterior(*a)[0],
     }
-    for hint, answer in wrong.items():
-        feedback = ex.check_posterior(answer)
-        assert not feedback.passed and hint in feedback.message, feedback
+    assert_each_mistake_gets_its_hint(ex.check_posterior, wrong)
     other = ex.check_posterior(lambda *a: (posterior(*a)[0] * 1.01, a[-1]))
     assert not other.passed and "off by up to" in other.message, other
 
@@ -49,9 +44,7 @@ def test_the_sigma_check():
         "reading alpha_t as DDPM's alpha_t = 1 - beta_t": lambda a_t, a_p: ((1 - a_p) / (1 - a_t) * (1 - a_t)) ** 0.5,
         "that is sigma_t^2, the variance": lambda a_t, a_p: sigma_ddpm(a_t, a_p) ** 2,
     }
-    for hint, answer in wrong.items():
-        feedback = ex.check_sigma_ddpm(answer)
-        assert not feedback.passed and hint in feedback.message, feedback
+    assert_each_mistake_gets_its_hint(ex.check_sigma_ddpm, wrong)
     other = ex.check_sigma_ddpm(lambda a_t, a_p: 0.5 * sigma_ddpm(a_t, a_p))
     assert not other.passed and "The largest difference is at t =" in other.message, other
 
@@ -67,7 +60,5 @@ def test_the_correlation_prediction_check():
     assert not ex.check_correlation_on_tau(None).attempted
     adjacent = float((snr[200] / snr[199]).sqrt())
     wrong = {"1 is the eta = 0 answer": 1.0, "adjacent steps t - 1 = 199": adjacent, "that is rho^2": rho**2}
-    for hint, answer in wrong.items():
-        feedback = ex.check_correlation_on_tau(answer)
-        assert not feedback.passed and hint in feedback.message, feedback
+    assert_each_mistake_gets_its_hint(ex.check_correlation_on_tau, wrong)
     assert "off by" in ex.check_correlation_on_tau(rho + 0.05).message

@@ -2,6 +2,7 @@
 and gives the typical mistake's hint for a wrong one."""
 
 from ddimlib.exercises import objective as ex
+from helpers import assert_each_mistake_gets_its_hint, blank
 
 
 def c_coefficient(alpha_t, alpha_prev, sigma_t):
@@ -13,10 +14,6 @@ def gamma(alpha_t, alpha_prev, sigma_t, c_power=2, half=0.5):
     return half * c_coefficient(alpha_t, alpha_prev, sigma_t) ** c_power * (1 - alpha_t) / (sigma_t**2 * alpha_t)
 
 
-def blank(*args):
-    raise NotImplementedError
-
-
 def test_the_gamma_check():
     assert ex.check_gamma(gamma).passed
     assert not ex.check_gamma(blank).attempted and "Not attempted" in repr(ex.check_gamma(blank))
@@ -25,9 +22,7 @@ def test_the_gamma_check():
         "the coefficient c_t of x0 enters squared": lambda *a: gamma(*a, c_power=1),
         "a factor 1/2 is missing": lambda *a: gamma(*a, half=1.0),
     }
-    for hint, answer in wrong.items():
-        feedback = ex.check_gamma(answer)
-        assert not feedback.passed and hint in feedback.message, feedback
+    assert_each_mistake_gets_its_hint(ex.check_gamma, wrong)
     other = ex.check_gamma(lambda *a: gamma(*a) * (1.1 if a[0] < 1e-3 else 1.0))   # wrong at t = 1000 only
     assert not other.passed and "The largest relative difference is at t = 1000" in other.message, other
 
@@ -41,8 +36,6 @@ def test_the_vanishing_c_check():
         "c_t = sqrt(alpha_{t-1}), its largest value": lambda a_t, a_p: 1 - a_p,
         "wrong sign": lambda a_t, a_p: a_p / a_t - 1,
     }
-    for hint, answer in wrong.items():
-        feedback = ex.check_where_c_vanishes(answer)
-        assert not feedback.passed and hint in feedback.message, feedback
+    assert_each_mistake_gets_its_hint(ex.check_where_c_vanishes, wrong)
     other = ex.check_where_c_vanishes(lambda a_t, a_p: 0.0)   # sigma = 0: c_t is not zero there, and the check says so
     assert not other.passed and "c_t at your sigma_t^2 is" in other.message, other

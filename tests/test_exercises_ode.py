@@ -7,6 +7,7 @@ from ddimlib.exercises import ode as ex
 from ddimlib.ode import decode, encode, ode_sigma
 from ddimlib.oracle import eight_gaussians
 from ddimlib.schedules import linear_schedule
+from helpers import assert_each_mistake_gets_its_hint, blank
 
 
 def eps_at(eps_model, x, t):
@@ -28,10 +29,6 @@ def euler_sigma_squared(eps_model, x_bar, schedule, t, t_next, half=0.5, convert
     return x_bar + half * (variance(alpha_next) - variance(alpha)) / variance(alpha).sqrt() * eps_at(eps_model, x, t)
 
 
-def blank(*args):
-    raise NotImplementedError
-
-
 def test_the_euler_step_check():
     assert ex.check_euler_step(euler).passed
     assert ex.check_euler_step(lambda *a: (euler(*a), None)).passed  # the library's (x_bar_next, eps) form is fine too
@@ -44,9 +41,7 @@ def test_the_euler_step_check():
         "the sign of the step is reversed": lambda *a: euler(*a, flip=-1.0),
         "you returned x(t_next)": lambda *a: euler(*a, return_x=True),
     }
-    for hint, answer in wrong.items():
-        feedback = ex.check_euler_step(answer)
-        assert not feedback.passed and hint in feedback.message, (hint, feedback)
+    assert_each_mistake_gets_its_hint(ex.check_euler_step, wrong)
     other = ex.check_euler_step(lambda *a: 1.01 * euler(*a))
     assert not other.passed and "off by up to" in other.message
 
@@ -86,6 +81,4 @@ def test_the_sigma_squared_step_check():
         "the model was called on x_bar": lambda *a: euler_sigma_squared(*a, convert=False),
         "1 - alpha is the noise variance of x_t": lambda *a: euler_sigma_squared(*a, variance=lambda alpha: 1 - alpha),
     }
-    for hint, answer in wrong.items():
-        feedback = ex.check_euler_step_sigma_squared(answer)
-        assert not feedback.passed and hint in feedback.message, (hint, feedback)
+    assert_each_mistake_gets_its_hint(ex.check_euler_step_sigma_squared, wrong)

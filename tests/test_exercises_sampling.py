@@ -7,6 +7,7 @@ from ddimlib.exercises import sampling as ex
 from ddimlib.oracle import eight_gaussians
 from ddimlib.sampling import sigma_eta
 from ddimlib.schedules import linear_schedule
+from helpers import assert_each_mistake_gets_its_hint, blank
 
 SCHEDULE = linear_schedule(1000)
 ORACLE = eight_gaussians(SCHEDULE)
@@ -31,10 +32,6 @@ def my_sample(eps_model, alpha, tau, x_T, eta, generator, t_of=lambda i, t: t):
     return x
 
 
-def blank(*args):
-    raise NotImplementedError
-
-
 def test_the_step_check():
     assert ex.check_ddim_step(step).passed
     assert not ex.check_ddim_step(blank).attempted and "Not attempted" in repr(ex.check_ddim_step(blank))
@@ -43,9 +40,7 @@ def test_the_step_check():
         "random-noise term sigma_t * noise is missing": lambda *a: step(*a, with_noise=False),
         "divides by sqrt(alpha_t), not alpha_t": lambda *a: step(*a, x0_divisor=lambda a_t: a_t),
     }
-    for hint, answer in wrong.items():
-        feedback = ex.check_ddim_step(answer)
-        assert not feedback.passed and hint in feedback.message, feedback
+    assert_each_mistake_gets_its_hint(ex.check_ddim_step, wrong)
 
 
 def test_the_sampler_check():
