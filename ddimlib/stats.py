@@ -94,10 +94,15 @@ def compare(claim: str, left: torch.Tensor, right: torch.Tensor, expected: str, 
     return Verdict(claim, float(left.mean() - right.mean()), t_975(dof) * se, expected, dof)
 
 
+def _quantile_975(dof: float | None) -> float:
+    """The 0.975 quantile a verdict's bound is built with: Student's t (tabulated) for `dof`, the normal's for None."""
+    return 1.96 if dof is None else t_975(dof)
+
+
 def from_estimate(claim: str, difference: float, se: float, expected: str, dof: float | None = None) -> Verdict:
     """The claim difference `expected` 0 from an estimate and its standard error (t with `dof`, or the normal 1.96 if None)."""
     expected = require_choice("expected", expected, DIRECTIONS)
-    return Verdict(claim, float(difference), (1.96 if dof is None else t_975(dof)) * float(se), expected, dof)
+    return Verdict(claim, float(difference), _quantile_975(dof) * float(se), expected, dof)
 
 
 def t_quantile(p: float, dof: float | None) -> float:
@@ -128,7 +133,7 @@ def check_together(verdicts: list[Verdict]) -> list[Verdict]:
     k = len(verdicts)
     for v in verdicts:
         if v.contradicted:
-            widened = v.bound / (1.96 if v.dof is None else t_975(v.dof)) * t_quantile(1 - 0.025 / k, v.dof)
+            widened = v.bound / _quantile_975(v.dof) * t_quantile(1 - 0.025 / k, v.dof)
             if abs(v.difference) > widened:
                 raise AssertionError(f"{v}; beyond {widened:.3g}, the bound for {k} claims checked together")
     return verdicts
