@@ -128,6 +128,30 @@ def ensure_env() -> Path:
     return venv_python()
 
 
+def ensure_fashion_mnist(python: str) -> None:
+    """Fashion-MNIST (notebooks 03-04) where ddimlib.data looks for it; if it is in none of those places, Debian's
+    package dataset-fashion-mnist where apt-get can install it (as root); else say what to run. Never fails: a
+    machine without it downloads it on first use, or gets ddimlib's error that names every place it looked."""
+    find = [python, "-c", "from ddimlib.data import find_idx_folder; print(find_idx_folder('fashion_mnist', download=False))"]
+    found = subprocess.run(find, capture_output=True, text=True)
+    if found.returncode == 0:
+        print(f"[tasks] Fashion-MNIST: {found.stdout.strip()}", flush=True)
+        return
+    if shutil.which("apt-get") and hasattr(os, "geteuid") and os.geteuid() == 0:
+        print("[tasks] Fashion-MNIST: installing Debian's package dataset-fashion-mnist (31 MB)", flush=True)
+        quiet = {"capture_output": True, "text": True, "stdin": subprocess.DEVNULL, "env": os.environ | {"DEBIAN_FRONTEND": "noninteractive"}}
+        installed = subprocess.run(["apt-get", "install", "-y", "-q", "dataset-fashion-mnist"], **quiet)
+        if installed.returncode != 0:  # a fresh machine's package lists may be empty: update them once, then try again
+            subprocess.run(["apt-get", "update", "-q"], **quiet)
+            installed = subprocess.run(["apt-get", "install", "-y", "-q", "dataset-fashion-mnist"], **quiet)
+        found = subprocess.run(find, capture_output=True, text=True)
+        if found.returncode == 0:
+            print(f"[tasks] Fashion-MNIST: {found.stdout.strip()}", flush=True)
+            return
+        print(f"[tasks] apt-get could not install dataset-fashion-mnist: {(installed.stderr or installed.stdout).strip()[-300:]}", flush=True)
+    print(f"[tasks] Fashion-MNIST not found; ddimlib will try to download it on first use. {found.stderr.strip().splitlines()[-1]}", flush=True)
+
+
 # ------------------------------------------------------------------ running the notebooks
 
 
@@ -347,6 +371,8 @@ def main(argv: list[str]) -> int:
         print(__doc__)
         return 2
     python = str(ensure_env())
+    if command in ("run", "test"):
+        ensure_fashion_mnist(python)
     if command == "run":  # no progress bars inside the notebooks: the saved outputs would keep them; run prints each cell instead
         quick = "--quick" in argv[1:]
         environment = os.environ | {"DDIMLIB_PROGRESS": "0", "DDIMLIB_QUICK": "1" if quick else "0"}

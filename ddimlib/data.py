@@ -120,29 +120,35 @@ def load_digits(split: str = "train") -> ImageSplit:
     return ImageSplit(images[keep], labels[keep])
 
 
-# ---------------------------------------------------------------- MNIST and Fashion-MNIST (online)
+# ---------------------------------------------------------------- MNIST and Fashion-MNIST
 
 IDX_SOURCES = {
-    # name: (base URL, {file: sha256})
+    # name: (base URL of the upstream download, {file: sha256 of its *decompressed* IDX bytes})
+    # The decompressed bytes are what is verified, not the .gz: Debian's package recompressed the same
+    # content (its .gz files hash differently from upstream's, its IDX bytes hash the same).
     "mnist": (
         "https://ossci-datasets.s3.amazonaws.com/mnist/",
         {
-            "train-images-idx3-ubyte.gz": "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
-            "train-labels-idx1-ubyte.gz": "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
-            "t10k-images-idx3-ubyte.gz": "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
-            "t10k-labels-idx1-ubyte.gz": "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
+            "train-images-idx3-ubyte.gz": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+            "train-labels-idx1-ubyte.gz": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+            "t10k-images-idx3-ubyte.gz": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+            "t10k-labels-idx1-ubyte.gz": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
         },
     ),
     "fashion_mnist": (
         "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
         {
-            "train-images-idx3-ubyte.gz": "3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84",
-            "train-labels-idx1-ubyte.gz": "a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845",
-            "t10k-images-idx3-ubyte.gz": "346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073",
-            "t10k-labels-idx1-ubyte.gz": "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5",
+            "train-images-idx3-ubyte.gz": "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+            "train-labels-idx1-ubyte.gz": "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+            "t10k-images-idx3-ubyte.gz": "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+            "t10k-labels-idx1-ubyte.gz": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
         },
     ),
 }
+# Folders that a system package fills: Debian's (and Ubuntu's) dataset-fashion-mnist
+SYSTEM_DIRS = {"fashion_mnist": Path("/usr/share/datasets/fashion-mnist")}
+SYSTEM_PACKAGES = {"fashion_mnist": "dataset-fashion-mnist"}
+FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
 
 
 def default_cache_dir() -> Path:
@@ -164,45 +170,82 @@ def parse_idx(raw: bytes) -> np.ndarray:
     return data.reshape(shape)
 
 
+def _read_verified(path: Path, sha256: str) -> bytes:
+    """The decompressed bytes of a .gz IDX file, checked against the sha256 of that content."""
+    try:
+        raw = gzip.decompress(path.read_bytes())
+    except (OSError, EOFError) as error:
+        raise ValueError(f"{path} is not a readable .gz file ({error}); delete it to download again") from error
+    found = hashlib.sha256(raw).hexdigest()
+    if found != sha256:
+        raise ValueError(f"{path} decompresses to content with sha256 {found}, expected {sha256}; "
+                         "the file is damaged or holds another data set: delete it to download again")
+    return raw
+
+
 def _fetch(url: str, target: Path, sha256: str) -> None:
+    """Download url to target (via a .part file), keeping it only if its decompressed content verifies."""
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_suffix(target.suffix + ".part")
     urllib.request.urlretrieve(url, partial)
-    found = sha256_of(partial)
-    if found != sha256:
+    try:
+        _read_verified(partial, sha256)
+    except ValueError as error:
         partial.unlink()
-        raise ValueError(f"download of {url} has sha256 {found}, expected {sha256}")
+        raise ValueError(f"the download of {url} did not verify: {error}") from error
     os.replace(partial, target)
 
 
-def load_idx_dataset(name: str, split: str = "train", cache_dir: Path | None = None, download: bool = True) -> ImageSplit:
-    """MNIST or Fashion-MNIST (28x28) from IDX files in cache_dir, downloading them if missing.
+def find_idx_folder(name: str, files: list[str] | None = None, cache_dir: Path | None = None, download: bool = True) -> Path:
+    """The folder that holds all of `files` (default: all four) of the IDX set `name`, looked for in this order:
 
-    Every file is verified by sha256 before it is parsed. Offline, a missing file raises a
-    RuntimeError that names the embedded default (load_digits), which needs no network.
+    1. the user's cache, cache_dir or $DDIMLIB_CACHE or ~/.cache/ddimlib, in its subfolder `name`;
+    2. the system folder a package fills (Fashion-MNIST: Debian's dataset-fashion-mnist);
+    3. the upstream download into the cache (only if download=True).
+
+    Raises RuntimeError naming all three places, and what to run, if none has them.
+    """
+    name = require_choice("name", name, tuple(IDX_SOURCES))
+    base, hashes = IDX_SOURCES[name]
+    files = list(hashes) if files is None else files
+    cache = Path(cache_dir or default_cache_dir()) / name
+    system = SYSTEM_DIRS.get(name)
+    for folder in (cache, system):
+        if folder is not None and all((folder / file).exists() for file in files):
+            return folder
+    failure = "download=False"
+    if download:
+        try:
+            for file in files:
+                if not (cache / file).exists():
+                    _fetch(base + file, cache / file, hashes[file])
+            return cache
+        except OSError as error:
+            failure = f"the download failed: {error}; this machine may be offline"
+    places = [f"1. the cache {cache} (set DDIMLIB_CACHE to use another)"]
+    if system is not None:
+        places.append(f"2. the system folder {system} (sudo apt-get install {SYSTEM_PACKAGES[name]}, on Debian or Ubuntu)")
+    places.append(f"{len(places) + 1}. the upstream download from {base} ({failure})")
+    raise RuntimeError(f"{name} was not found in any of: " + "; ".join(places) +
+                       ". The embedded 8x8 digits need no network: ddimlib.data.load_digits()")
+
+
+def load_idx_dataset(name: str, split: str = "train", cache_dir: Path | None = None, download: bool = True) -> ImageSplit:
+    """MNIST or Fashion-MNIST (28x28), found by find_idx_folder (cache, system package, download).
+
+    Every file's decompressed content is verified by sha256 before it is parsed. Images are scaled
+    from 0..255 to [-1, 1]: (N, 1, 28, 28) float32; labels (N,) int64.
     """
     name = require_choice("name", name, tuple(IDX_SOURCES))
     split = require_choice("split", split, ("train", "test"))
-    base, files = IDX_SOURCES[name]
-    folder = Path(cache_dir or default_cache_dir()) / name
     prefix = "train" if split == "train" else "t10k"
-    arrays = []
-    for kind in ("images-idx3-ubyte.gz", "labels-idx1-ubyte.gz"):
-        file = f"{prefix}-{kind}"
-        path = folder / file
-        if not path.exists():
-            if not download:
-                raise RuntimeError(f"{path} is missing and download=False; use ddimlib.data.load_digits() (embedded, offline)")
-            try:
-                _fetch(base + file, path, files[file])
-            except OSError as error:
-                raise RuntimeError(
-                    f"could not download {name} ({error}); this machine may be offline. "
-                    "The embedded 8x8 digits need no network: ddimlib.data.load_digits()"
-                ) from error
-        found = sha256_of(path)
-        if found != files[file]:
-            raise ValueError(f"{path} has sha256 {found}, expected {files[file]}; delete it to download again")
-        arrays.append(parse_idx(gzip.decompress(path.read_bytes())))
-    images = torch.from_numpy(arrays[0].astype(np.float32)).unsqueeze(1) / 127.5 - 1.0
-    return ImageSplit(images, torch.from_numpy(arrays[1].astype(np.int64)))
+    files = [f"{prefix}-images-idx3-ubyte.gz", f"{prefix}-labels-idx1-ubyte.gz"]
+    folder = find_idx_folder(name, files, cache_dir, download)
+    images, labels = (parse_idx(_read_verified(folder / file, IDX_SOURCES[name][1][file])) for file in files)
+    return ImageSplit(torch.from_numpy(images.astype(np.float32)).unsqueeze(1) / 127.5 - 1.0, torch.from_numpy(labels.astype(np.int64)))
+
+
+def load_fashion_mnist(split: str = "train") -> ImageSplit:
+    """Fashion-MNIST (Xiao, Rasul & Vollgraf 2017; MIT licence): "train" 60,000 or "test" 10,000 images
+    (N, 1, 28, 28) in [-1, 1] with labels 0..9 (FASHION_CLASSES), found as load_idx_dataset says."""
+    return load_idx_dataset("fashion_mnist", split)

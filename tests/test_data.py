@@ -5,6 +5,7 @@ import hashlib
 import shutil
 import struct
 import urllib.request
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -57,25 +58,32 @@ def test_digits_hash_is_verified(tmp_path, monkeypatch):
         data.load_digits()
 
 
-def write_idx(path, array):
+def write_idx(path, array, level=9):
+    """Write `array` as a .gz IDX file; return the sha256 of its decompressed content (what the loader verifies)."""
     codes = {np.dtype(np.uint8): 0x08}
     header = bytes([0, 0, codes[array.dtype], array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
     raw = header + array.tobytes()
-    path.write_bytes(gzip.compress(raw))
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(gzip.compress(raw, compresslevel=level, mtime=0))
+    return hashlib.sha256(raw).hexdigest()
+
+
+def tiny_set(folder, seed=0, level=9):
+    """All four IDX files of a 3-image stand-in for MNIST in `folder`: {file: content sha256}, and the train images."""
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 256, size=(3, 28, 28), dtype=np.uint8)
+    labels = np.array([7, 0, 3], dtype=np.uint8)
+    hashes = {}
+    for prefix in ("train", "t10k"):
+        hashes[f"{prefix}-images-idx3-ubyte.gz"] = write_idx(folder / f"{prefix}-images-idx3-ubyte.gz", images, level)
+        hashes[f"{prefix}-labels-idx1-ubyte.gz"] = write_idx(folder / f"{prefix}-labels-idx1-ubyte.gz", labels, level)
+    return hashes, images, labels
 
 
 @pytest.fixture
 def tiny_mnist(tmp_path, monkeypatch):
-    folder = tmp_path / "mnist"
-    folder.mkdir()
-    rng = np.random.default_rng(0)
-    images = rng.integers(0, 256, size=(3, 28, 28), dtype=np.uint8)
-    labels = np.array([7, 0, 3], dtype=np.uint8)
-    hashes = {
-        "train-images-idx3-ubyte.gz": write_idx(folder / "train-images-idx3-ubyte.gz", images),
-        "train-labels-idx1-ubyte.gz": write_idx(folder / "train-labels-idx1-ubyte.gz", labels),
-    }
+    """A 3-image set written into the cache as "mnist" (no system folder, an unreachable download)."""
+    hashes, images, labels = tiny_set(tmp_path / "mnist")
     monkeypatch.setitem(data.IDX_SOURCES, "mnist", ("http://unreachable.invalid/", hashes))
     return tmp_path, images, labels
 
@@ -87,12 +95,85 @@ def test_idx_loader_parses_files_it_verified(tiny_mnist):
     assert torch.allclose(split.images[:, 0], torch.from_numpy(images).float() / 127.5 - 1)
 
 
-def test_idx_loader_refuses_a_file_with_the_wrong_hash(tiny_mnist):
+def test_idx_loader_refuses_a_file_with_the_wrong_content(tiny_mnist):
     cache, _, _ = tiny_mnist
     path = cache / "mnist" / "train-labels-idx1-ubyte.gz"
     path.write_bytes(gzip.compress(b"\0\0\x08\x01\0\0\0\x01\x05"))
-    with pytest.raises(ValueError, match="train-labels-idx1-ubyte.gz has sha256"):
+    with pytest.raises(ValueError, match="train-labels-idx1-ubyte.gz decompresses to content with sha256"):
         data.load_idx_dataset("mnist", "train", cache_dir=cache, download=False)
+    path.write_bytes(b"not gzip at all")
+    with pytest.raises(ValueError, match="not a readable .gz file"):
+        data.load_idx_dataset("mnist", "train", cache_dir=cache, download=False)
+
+
+def test_idx_loader_verifies_content_not_compression(tmp_path, monkeypatch):
+    """Debian's package recompressed Fashion-MNIST: other .gz bytes, the same IDX content. Both must load."""
+    hashes, _, _ = tiny_set(tmp_path / "a" / "mnist", level=9)
+    same, _, _ = tiny_set(tmp_path / "b" / "mnist", level=1)
+    assert same == hashes
+    assert (tmp_path / "a" / "mnist" / "train-images-idx3-ubyte.gz").read_bytes() != (tmp_path / "b" / "mnist" / "train-images-idx3-ubyte.gz").read_bytes()
+    monkeypatch.setitem(data.IDX_SOURCES, "mnist", ("http://unreachable.invalid/", hashes))
+    a, b = (data.load_idx_dataset("mnist", "test", cache_dir=tmp_path / k, download=False) for k in "ab")
+    assert torch.equal(a.images, b.images) and torch.equal(a.labels, b.labels)
+
+
+@pytest.fixture
+def three_places(tmp_path, monkeypatch):
+    """Fashion-MNIST stand-ins in a cache and a system folder (different images), and a download that records its calls."""
+    cache_hashes, cache_images, _ = tiny_set(tmp_path / "cache" / "fashion_mnist", seed=1)
+    system_hashes, system_images, _ = tiny_set(tmp_path / "system", seed=2)
+    downloads = []
+
+    def offline(url, filename):
+        downloads.append(url)
+        raise OSError("Temporary failure in name resolution")
+
+    monkeypatch.setattr(urllib.request, "urlretrieve", offline)
+    monkeypatch.setitem(data.SYSTEM_DIRS, "fashion_mnist", tmp_path / "system")
+    return tmp_path, {"cache": (cache_hashes, cache_images), "system": (system_hashes, system_images)}, downloads
+
+
+def test_fashion_mnist_is_found_in_the_cache_then_the_system_folder(three_places, monkeypatch):
+    tmp_path, sets, downloads = three_places
+    cache = tmp_path / "cache"
+    monkeypatch.setitem(data.IDX_SOURCES, "fashion_mnist", ("http://unreachable.invalid/", sets["cache"][0]))
+    assert data.find_idx_folder("fashion_mnist", cache_dir=cache) == cache / "fashion_mnist"  # the cache first
+    loaded = data.load_idx_dataset("fashion_mnist", "train", cache_dir=cache)
+    assert torch.equal(loaded.images[:, 0], torch.from_numpy(sets["cache"][1]).float() / 127.5 - 1)
+    shutil.rmtree(cache / "fashion_mnist")  # no cache: the system folder, with no download tried
+    monkeypatch.setitem(data.IDX_SOURCES, "fashion_mnist", ("http://unreachable.invalid/", sets["system"][0]))
+    assert data.find_idx_folder("fashion_mnist", cache_dir=cache) == tmp_path / "system"
+    loaded = data.load_idx_dataset("fashion_mnist", "train", cache_dir=cache)
+    assert torch.equal(loaded.images[:, 0], torch.from_numpy(sets["system"][1]).float() / 127.5 - 1)
+    assert downloads == []
+
+
+def test_fashion_mnist_is_downloaded_only_when_neither_has_it(three_places, monkeypatch):
+    tmp_path, sets, downloads = three_places
+    shutil.rmtree(tmp_path / "system")
+    (tmp_path / "cache" / "fashion_mnist" / "t10k-labels-idx1-ubyte.gz").unlink()  # a cache with one file missing
+    hashes, _ = sets["cache"]
+    monkeypatch.setitem(data.IDX_SOURCES, "fashion_mnist", ("http://mirror.invalid/", hashes))
+
+    def download(url, filename):
+        downloads.append(url)
+        source = tmp_path / "upstream"
+        tiny_set(source, seed=1)
+        shutil.copy(source / url.rsplit("/", 1)[1], filename)
+
+    monkeypatch.setattr(urllib.request, "urlretrieve", download)
+    split = data.load_idx_dataset("fashion_mnist", "test", cache_dir=tmp_path / "cache")
+    assert downloads == ["http://mirror.invalid/t10k-labels-idx1-ubyte.gz"] and split.labels.tolist() == [7, 0, 3]
+
+
+def test_a_download_that_does_not_verify_is_not_kept(three_places, monkeypatch):
+    tmp_path, sets, _ = three_places
+    shutil.rmtree(tmp_path / "system")
+    shutil.rmtree(tmp_path / "cache")
+    monkeypatch.setattr(urllib.request, "urlretrieve", lambda url, filename: write_idx(Path(filename), np.zeros((2, 2), np.uint8)))
+    with pytest.raises(ValueError, match="did not verify"):
+        data.load_idx_dataset("fashion_mnist", "test", cache_dir=tmp_path / "cache")
+    assert not any((tmp_path / "cache" / "fashion_mnist").iterdir())
 
 
 def test_idx_parser_rejects_truncated_and_foreign_files():
@@ -102,12 +183,24 @@ def test_idx_parser_rejects_truncated_and_foreign_files():
         data.parse_idx(b"PK\3\4 not idx")
 
 
-def test_offline_download_fails_naming_the_embedded_default(tmp_path, monkeypatch):
-    def offline(url, filename):
-        raise OSError("Temporary failure in name resolution")
-
-    monkeypatch.setattr(urllib.request, "urlretrieve", offline)
-    with pytest.raises(RuntimeError, match=r"offline.*load_digits\(\)"):
-        data.load_idx_dataset("fashion_mnist", "test", cache_dir=tmp_path)
-    with pytest.raises(RuntimeError, match=r"download=False; use ddimlib.data.load_digits\(\)"):
+def test_with_none_of_the_three_places_the_error_names_them_all(three_places):
+    tmp_path, _, downloads = three_places
+    shutil.rmtree(tmp_path / "system")
+    with pytest.raises(RuntimeError) as raised:
+        data.load_idx_dataset("fashion_mnist", "test", cache_dir=tmp_path / "empty")
+    message = str(raised.value)
+    assert str(tmp_path / "empty" / "fashion_mnist") in message and "DDIMLIB_CACHE" in message
+    assert str(tmp_path / "system") in message and "apt-get install dataset-fashion-mnist" in message
+    assert "the download failed: Temporary failure in name resolution" in message and "load_digits()" in message
+    assert len(downloads) == 1
+    with pytest.raises(RuntimeError, match=r"download=False\). The embedded 8x8 digits need no network"):
         data.load_idx_dataset("mnist", "test", cache_dir=tmp_path, download=False)
+
+
+def test_the_shipped_hashes_are_those_of_the_data_on_this_machine():
+    """Where Debian's package is installed, its decompressed files hash as IDX_SOURCES says (upstream's content)."""
+    folder = data.SYSTEM_DIRS["fashion_mnist"]
+    if not folder.exists():
+        pytest.skip(f"{folder} is not here (apt-get install dataset-fashion-mnist)")
+    test = data.load_idx_dataset("fashion_mnist", "test", cache_dir=Path("/nonexistent"), download=False)
+    assert test.images.shape == (10000, 1, 28, 28) and test.labels.bincount().tolist() == [1000] * 10
