@@ -54,6 +54,7 @@ class TrainConfig:
     warmup_steps: int = 200  # linear learning-rate warm-up
     weight_decay: float = 0.0
     ema_decay: float = 0.999  # EMA of the weights, used for sampling
+    ema_warmup: int = 0  # > 0: the decay at step n is min(ema_decay, (1 + n) / (ema_warmup + n)), so a short run's EMA forgets its random start
     grad_clip: float = 1.0  # max gradient norm
     seed: int = 0  # seeds the model's initialisation and dropout (global RNG), batches, t and noise (own generator)
     compile: bool = False  # torch.compile the model for training (eager if compiling fails); faster on a GPU
@@ -117,8 +118,16 @@ class Trainer:
         if self.step == 0:
             torch._foreach_copy_(ema, current)
         else:
-            torch._foreach_lerp_(ema, current, 1 - self.config.ema_decay)
+            torch._foreach_lerp_(ema, current, 1 - self.ema_decay_at(self.step))
         self.ema.n_averaged += 1
+
+    def ema_decay_at(self, step: int) -> float:
+        """The EMA's decay at `step`: ema_decay, or with ema_warmup = w > 0, min(ema_decay, (1 + step) / (w + step)).
+
+        With a constant decay d the EMA still holds d^n of the random initial weights after n steps
+        (0.999^2000 = 13.5 %); the warm-up's product over steps 1..n falls as about w / n instead."""
+        warmup = self.config.ema_warmup
+        return self.config.ema_decay if warmup <= 0 else min(self.config.ema_decay, (1 + step) / (warmup + step))
 
     def _train_step(self) -> torch.Tensor:
         """One optimizer step; returns the loss as a tensor on the device (nothing is read back)."""
@@ -152,11 +161,14 @@ class Trainer:
             torch.set_rng_state(random_state[1])
             return self._train_step()
 
-    def train(self, steps: int | None = None, minutes: float | None = None, progress: bool = True) -> list[float]:
+    def train(self, steps: int | None = None, minutes: float | None = None, progress: bool = True,
+              save_every: int | None = None, save_to: str | Path | None = None) -> list[float]:
         """Train for `steps` more steps and/or `minutes` of wall time, whichever ends first.
 
         Give steps for results that are the same on every run (a notebook's budget); minutes only cap
-        the time. Returns the losses of the steps taken (also appended to self.losses).
+        the time. With save_every = k, the full state is also written to save_to after every k-th step
+        (counted from the run's start), so that a run killed midway loses at most k steps. Returns the
+        losses of the steps taken (also appended to self.losses).
         """
         if steps is None and minutes is None:
             raise ValueError("give a budget: steps (an integer >= 1) or minutes (> 0), or both; got neither")
@@ -164,37 +176,45 @@ class Trainer:
             steps = require_int("steps", steps, 1)
         if minutes is not None and not minutes > 0:
             raise ValueError(f"minutes must be > 0, got {minutes}")
+        if save_every is not None:
+            save_every = require_int("save_every", save_every, 1)
+            if save_to is None:
+                raise ValueError("save_every needs save_to, the path of the state file to write")
         self.model.train()
-        started = time.monotonic()
+        started, first = time.monotonic(), len(self.losses)
         deadline = started + 60 * minutes if minutes is not None else float("inf")
-        taken: list[float] = []
         pending: list[torch.Tensor] = []  # losses still on the device
+        run = {"batch_size": self.config.batch_size}
+        self.runs.append(run)
         bar = tqdm(total=steps, desc=f"train {self.config.dataset}", disable=not progress, unit="step", mininterval=1.0)
-        while (steps is None or len(taken) + len(pending) < steps) and time.monotonic() < deadline:
-            pending.append(self._first_step() if not taken and not pending else self._train_step())
+        taken = lambda: len(self.losses) - first + len(pending)
+        while (steps is None or taken() < steps) and time.monotonic() < deadline:
+            pending.append(self._first_step() if taken() == 0 else self._train_step())
             bar.update(1)
             if len(pending) == LOSS_READ_EVERY:
-                taken += self._read_losses(pending, bar)
-        taken += self._read_losses(pending, bar)
+                self._read_losses(pending, bar)
+            if save_every is not None and taken() % save_every == 0:
+                self._read_losses(pending, bar)
+                self._record(run, taken(), time.monotonic() - started)
+                self.save(save_to)
+        self._read_losses(pending, bar)
         bar.close()
-        seconds = time.monotonic() - started
-        self.losses.extend(taken)
-        self.runs.append({
-            "steps": len(taken),
-            "wall_seconds": round(seconds, 1),
-            "steps_per_second": round(len(taken) / seconds, 2),
-            "samples_per_second": round(len(taken) * self.config.batch_size / seconds),
-            "batch_size": self.config.batch_size,
-        })
-        return taken
+        self._record(run, taken(), time.monotonic() - started)
+        return self.losses[first:]
+
+    def _record(self, run: dict, steps: int, seconds: float) -> None:
+        run |= {"steps": steps, "wall_seconds": round(seconds, 1), "steps_per_second": round(steps / seconds, 2),
+                "samples_per_second": round(steps * self.config.batch_size / seconds)}
 
     def _read_losses(self, pending: list[torch.Tensor], bar) -> list[float]:
-        """Read the pending losses from the device at once (the only read-back of training), then show them."""
+        """Read the pending losses from the device at once (the only read-back of training), show them and
+        append them to self.losses."""
         if not pending:
             return []
         values = torch.stack(pending).tolist()
         pending.clear()
         bar.set_postfix(loss=f"{sum(values) / len(values):.4f}", step=self.step)
+        self.losses.extend(values)
         return values
 
     def eps_model(self, ema: bool = True) -> torch.nn.Module:

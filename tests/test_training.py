@@ -249,3 +249,47 @@ def test_evaluate_judges_the_digits_bar_by_the_one_rule_in_metrics(monkeypatch):
     metric = train_cli.evaluate(trainer.eps_model(), trainer.config, n=20, replicates=2, steps=5)
     assert metric["meets_bar"] is True and seen == [metric["fd_over_floor"]] and metric["fd_over_floor"] > 1.2  # untrained
     assert metric["bar"] == metrics.QUALITY_BAR_RULE == "FD <= 1.2 x floor, or FD - floor within two standard errors"
+
+
+def test_the_ema_warm_up_follows_its_formula_step_by_step(moons):
+    """ema_warmup = w: the EMA copies the weights at the first step, then e_n = d_n e_(n-1) + (1 - d_n) w_n with
+    d_n = min(ema_decay, (1 + n) / (w + n)); checked against that recursion written out over the weights seen."""
+    trainer = new_trainer(moons, ema_warmup=10, ema_decay=0.9)
+    expected = None
+    for n in range(25):
+        trainer.train(steps=1, progress=False)
+        weights = [p.detach().clone() for p in trainer.model.parameters()]
+        decay = min(0.9, (1 + n) / (10 + n))
+        expected = weights if n == 0 else [decay * e + (1 - decay) * w for e, w in zip(expected, weights)]
+    for e, got in zip(expected, trainer.ema.module.parameters()):
+        torch.testing.assert_close(got, e, rtol=1e-6, atol=1e-7)
+    assert trainer.ema_decay_at(5) == 6 / 15 and trainer.ema_decay_at(10_000) == 0.9
+
+
+def test_without_warm_up_a_short_run_keeps_its_random_start(moons):
+    """The reason for the warm-up: after 30 steps at decay 0.999 the EMA is still 97 % the initial weights."""
+    start = [p.detach().clone() for p in new_trainer(moons).model.parameters()]
+    plain, warm = new_trainer(moons), new_trainer(moons, ema_warmup=10)
+    plain.train(steps=30, progress=False)
+    warm.train(steps=30, progress=False)
+    distance = lambda model, ref: sum(float((p.detach() - q.detach()).pow(2).sum()) for p, q in zip(model.parameters(), ref)) ** 0.5
+    model_weights = list(plain.model.parameters())
+    assert distance(plain.ema.module, start) < 0.1 * distance(plain.ema.module, model_weights)
+    assert distance(warm.ema.module, model_weights) < 0.5 * distance(warm.ema.module, start)
+
+
+def test_a_run_saved_every_k_steps_resumes_exactly_from_its_last_save(moons, tmp_path):
+    """save_every = 7 over 20 steps leaves the state of step 14 on disk (as a run killed at step 20 would); resumed
+    for 6 steps it ends where the straight run does, weights, EMA and losses."""
+    straight = new_trainer(moons)
+    straight.train(steps=20, progress=False)
+    killed = new_trainer(moons)
+    killed.train(steps=20, progress=False, save_every=7, save_to=tmp_path / "run.state")
+    resumed = Trainer.resume(tmp_path / "run.state", moons, device="cpu")
+    assert resumed.step == 14 and len(resumed.losses) == 14 and resumed.runs[-1]["steps"] == 14
+    resumed.train(steps=6, progress=False)
+    for a, b in zip(straight.ema.state_dict().values(), resumed.ema.state_dict().values()):
+        assert torch.equal(a, b)
+    assert resumed.losses == straight.losses
+    with pytest.raises(ValueError, match="save_every needs save_to"):
+        killed.train(steps=1, progress=False, save_every=3)
