@@ -19,8 +19,9 @@ The batch size defaults to what suits the device (128 on a CPU, 2048 on CUDA); -
 torch.compile for training, falling back to eager where compiling fails.
 
     python -m ddimlib.train --classifier --out data/digits_classifier.pt
+    python -m ddimlib.train --classifier --dataset fashion_mnist --out data/fashion_classifier.pt
 
-trains the digit classifier whose features the FD and KID metrics use (ddimlib.metrics).
+train the classifiers whose features the FD and KID metrics use (ddimlib.metrics).
 """
 
 from __future__ import annotations
@@ -36,14 +37,18 @@ from pathlib import Path
 import torch
 
 from ddimlib import metrics
-from ddimlib.data import TOY_SETS, load_digits, toy_2d
+from ddimlib.data import TOY_SETS, load_digits, load_fashion_mnist, toy_2d
 from ddimlib.models import placement
 from ddimlib.sampling import sample
 from ddimlib.training import Trainer, TrainConfig, default_batch_size, load_checkpoint, load_model, pick_device, save_atomic
 
-DATASETS = ("digits",) + TOY_SETS
+IMAGE_SETS = ("digits", "fashion_mnist")
+DATASETS = IMAGE_SETS + TOY_SETS
 DEFAULT_MODELS = {
     "digits": ("unet", {"base": 16, "mults": [1, 2], "dropout": 0.1}),
+    # 28x28: about a million parameters, three levels (28, 14, 7); no dropout, since 60,000 images are not
+    # memorised in the steps a CPU can afford
+    "fashion_mnist": ("unet", {"base": 32, "mults": [1, 2, 2]}),
     "toy": ("mlp", {"data_dim": 2, "hidden": 128, "depth": 3}),
 }
 # --small on digits: a UNet of half the width, ~3x cheaper per call, for notebook 04's step sweep
@@ -52,7 +57,16 @@ TOY_TRAIN_SIZE = 20000
 
 
 def training_data(dataset: str) -> torch.Tensor:
-    return load_digits("train").images if dataset == "digits" else toy_2d(dataset, TOY_TRAIN_SIZE, seed=0)
+    if dataset == "digits":
+        return load_digits("train").images
+    if dataset == "fashion_mnist":
+        return load_fashion_mnist("train").images
+    return toy_2d(dataset, TOY_TRAIN_SIZE, seed=0)
+
+
+def sample_shape(dataset: str, n: int) -> tuple[int, ...]:
+    """The shape of n samples of `dataset`."""
+    return {"digits": (n, 1, 8, 8), "fashion_mnist": (n, 1, 28, 28)}.get(dataset, (n, 2))
 
 
 QUALITY_BAR = metrics.QUALITY_BAR  # digits: FD at most this multiple of the data floor (the rule: metrics.meets_quality_bar)
@@ -64,16 +78,20 @@ def evaluate(eps_model, config: TrainConfig, n: int, replicates: int = 4, steps:
     (set k from x_T seeded seed + k), their mean figure with its standard error, read against the data
     floor at the same n (ddimlib.metrics: real digits drawn with replacement; for 2-D data, fresh points)."""
     device = placement(eps_model)[0]
-    shape = (n, 1, 8, 8) if config.dataset == "digits" else (n, 2)
+    shape = sample_shape(config.dataset, n)
     x_T = [torch.randn(shape, generator=torch.Generator().manual_seed(seed + k)).to(device) for k in range(replicates)]
     generated = torch.stack([sample(eps_model, config.schedule(), x, steps, eta=0.0, progress=False).cpu() for x in x_T])
     result = {"sampler": f"DDIM eta=0, S={steps}, linear tau", "samples": n, "replicates": replicates, "seed": seed}
-    if config.dataset == "digits":
-        score, floor = metrics.score_replicates(generated), metrics.digits_floor(n, seed=seed)
+    if config.dataset in IMAGE_SETS:
+        score, floor = metrics.score_replicates(generated), metrics.data_floor(n, config.dataset, seed=seed)
         result |= score | {f"floor_{key}": value for key, value in floor.items() if key not in ("n",)}
-        result |= metrics.against_floor(score, floor) | {"reference": "500 held-out digits"}
-        result["bar"] = metrics.QUALITY_BAR_RULE
-        result["meets_bar"] = metrics.meets_quality_bar(result)  # FD only; the memorization is recorded beside it
+        result |= metrics.against_floor(score, floor)
+        if config.dataset == "digits":
+            result["reference"] = "500 held-out digits"
+            result["bar"] = metrics.QUALITY_BAR_RULE
+            result["meets_bar"] = metrics.meets_quality_bar(result)  # FD only; the memorization is recorded beside it
+        else:
+            result["reference"] = "the 10,000 Fashion-MNIST test images"
     else:
         distance = lambda points, k: metrics.sliced_wasserstein(points, toy_2d(config.dataset, n, seed=10_000 + seed + k))
         model = torch.tensor([distance(points, k) for k, points in enumerate(generated)], dtype=torch.float64)
@@ -97,15 +115,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--lr", type=float, help="AdamW learning rate (default 2e-3; with --resume, overrides the run's)")
     parser.add_argument("--device", help="cuda, mps or cpu (default: the best available)")
     parser.add_argument("--resume", type=Path, help="a .state file written by an earlier run")
+    parser.add_argument("--save-every", type=int, default=500, help="write the training state (--out + .state) every so many steps, so a killed run loses at most that many (default 500)")
     parser.add_argument("--eval-samples", type=int, default=6000, help="samples per set for the metric in the sidecar")
     parser.add_argument("--eval-replicates", type=int, default=4, help="independent sets of samples behind the metric's standard error")
+    parser.add_argument("--no-eval", action="store_true", help="write the export and sidecar without the metric; compute it later with --evaluate")
     parser.add_argument("--evaluate", action="store_true", help="only (re)compute the metric of the export --out, rewriting its sidecar")
-    parser.add_argument("--classifier", action="store_true", help="train the digit classifier used by the metrics instead")
+    parser.add_argument("--classifier", action="store_true", help="train the feature network of the metrics for --dataset (digits or fashion_mnist) instead")
     args = parser.parse_args(argv)
+    if args.classifier and args.dataset not in IMAGE_SETS:
+        parser.error(f"--classifier trains the feature network of an image set ({', '.join(IMAGE_SETS)}), not of {args.dataset!r}")
     if not (args.classifier or args.evaluate) and args.steps is None and args.minutes is None:
         parser.error("give a budget: --steps, --minutes, or both")
     if args.eval_replicates < 2:
         parser.error(f"--eval-replicates must be at least 2 (the metric's standard error needs two sets), got {args.eval_replicates}")
+    if args.save_every < 1:
+        parser.error(f"--save-every must be at least 1, got {args.save_every}")
     if args.batch_size is not None and args.batch_size < 1:
         parser.error(f"--batch-size must be at least 1, got {args.batch_size}")
     if args.eval_samples < 2:
@@ -142,13 +166,19 @@ def evaluate_command(args: argparse.Namespace, command: str, hardware: dict) -> 
 
 
 def train_classifier_command(args: argparse.Namespace, command: str, hardware: dict) -> int:
-    from ddimlib.metrics import train_classifier
+    """Train the feature network of the metrics for --dataset (digits or fashion_mnist) and write it with its sidecar."""
+    from ddimlib.metrics import train_classifier, train_fashion_classifier
 
     started = time.monotonic()
-    train, test = load_digits("train"), load_digits("test")
-    classifier = train_classifier(train.images, train.labels, seed=args.seed)
+    if args.dataset == "digits":
+        train, test = load_digits("train"), load_digits("test")
+        classifier = train_classifier(train.images, train.labels, seed=args.seed)
+    else:
+        train, test = load_fashion_mnist("train"), load_fashion_mnist("test")
+        classifier = train_fashion_classifier(train.images, train.labels, seed=args.seed)
     with torch.no_grad():
-        accuracy = float((classifier(test.images).argmax(1) == test.labels).float().mean())
+        predicted = torch.cat([classifier(part).argmax(1) for part in test.images.split(2000)])
+    accuracy = float((predicted == test.labels).float().mean())
     save_atomic(classifier.state_dict(), args.out)
     report = {"command": command, "seed": args.seed, "test_accuracy": accuracy, "test_images": len(test.labels),
               "wall_seconds": round(time.monotonic() - started, 1), "hardware": hardware | {"device": "cpu"}}
@@ -169,19 +199,21 @@ def train_model_command(args: argparse.Namespace, command: str, hardware: dict) 
         if args.batch_size is not None:
             trainer.config.batch_size = args.batch_size  # each run records its own in the sidecar's "runs"
     else:
-        model, model_config = DEFAULT_MODELS["digits" if args.dataset == "digits" else "toy"]
+        model, model_config = DEFAULT_MODELS.get(args.dataset, DEFAULT_MODELS["toy"])
         if args.small:
             model, model_config = DIGITS_SMALL
         batch_size = args.batch_size or default_batch_size(pick_device(args.device))
         config = TrainConfig(dataset=args.dataset, model=model, model_config=model_config, batch_size=batch_size,
-                             lr=args.lr or 2e-3, seed=args.seed, compile=args.compile)
+                             lr=args.lr or 2e-3, seed=args.seed, compile=args.compile,
+                             ema_warmup=10 if args.dataset == "fashion_mnist" else 0)
         trainer = Trainer(config, data, args.device)
     hardware["device"] = str(trainer.device) + (f" ({torch.cuda.get_device_name()})" if trainer.device.type == "cuda" else "")
     print(f"training {trainer.config.model} on {args.dataset} on {trainer.device} from step {trainer.step}, "
           f"batch {trainer.config.batch_size}{', compiled' if trainer.config.compile else ''}", flush=True)
-    trainer.train(steps=args.steps, minutes=args.minutes)
+    state_path = args.out.with_name(args.out.name + ".state")
+    trainer.train(steps=args.steps, minutes=args.minutes, save_every=args.save_every, save_to=state_path)
     trainer.runs[-1].update(command=command, lr=trainer.config.lr, hardware=hardware)
-    state_path = trainer.save(args.out.with_name(args.out.name + ".state"))
+    trainer.save(state_path)
     recent = trainer.losses[-200:]
     report = {
         "command": command,
@@ -196,8 +228,13 @@ def train_model_command(args: argparse.Namespace, command: str, hardware: dict) 
         "config": trainer.state()["config"],
         "metric": {"status": "not computed yet"},
     }
+    if args.no_eval:
+        report["metric"] = {"status": "not computed (--no-eval); compute it with --evaluate"}
     save_run(trainer, args.out, report)  # a finished run is never lost to a failing evaluation
     print(f"full training state: {state_path}")
+    if args.no_eval:
+        print(f"wrote {args.out} and {args.out.with_suffix('.json')} (no metric: --no-eval)")
+        return 0
     try:
         report["metric"] = evaluate(trainer.eps_model(), trainer.config, args.eval_samples, args.eval_replicates)
     except Exception as error:

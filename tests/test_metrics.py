@@ -10,7 +10,7 @@ from ddimlib.data import load_digits
 from ddimlib.metrics import (
     against_floor,
     classifier_features,
-    digits_floor,
+    data_floor,
     floor_draws,
     frechet_distance,
     kernel_inception_distance,
@@ -66,7 +66,7 @@ def test_fd_and_kid_grow_with_noise_and_pure_noise_is_far_above_the_floor():
         kids.append(kernel_inception_distance(features, reference))
     assert all(b > a for a, b in zip(fds, fds[1:])), fds
     assert all(b > a for a, b in zip(kids, kids[1:])), kids
-    floor = digits_floor(500, classifier=classifier)["fd"]
+    floor = data_floor(500, classifier=classifier)["fd"]
     noise = classifier_features(torch.rand(500, 1, 8, 8, generator=g) * 2 - 1, classifier)
     assert frechet_distance(noise, reference) > 20 * floor
 
@@ -138,7 +138,7 @@ def test_the_floor_draws_real_digits_with_replacement_like_independent_samples()
     assert whole["fd"].unique().numel() == 3 and float(whole["fd"].std()) > 0.1
     assert floor_draws(2000, draws=2)["fd"].shape == (2,)
     # at n = 1,000 the i.i.d. floor sits above the floor of overlapping subsets (3.90, sd 0.60, in notebook 03 section 4.1)
-    floor = digits_floor(1000)
+    floor = data_floor(1000)
     assert floor["drawn"].startswith("with replacement") and floor["fd"] > 5.0, floor
     assert math.isclose(floor["fd_se"], floor["fd_sd"] / math.sqrt(floor["draws"]))
 
@@ -152,7 +152,7 @@ def test_score_replicates_reports_the_mean_and_its_standard_error_over_independe
     assert score["n"] == 120 and score["replicates"] == 4
     assert math.isclose(score["fd"], float(fds.mean())) and math.isclose(score["fd_se"], float(fds.std()) / 2)
     assert score["memorized"] < 0.2  # held-out digits are not copies of training digits
-    with pytest.raises(ValueError, match=r"replicates must have shape \(R, N, 1, 8, 8\) with R >= 2, got \(120, 1, 8, 8\)"):
+    with pytest.raises(ValueError, match=r"replicates must have shape \(R, N, 1, H, W\) with R >= 2, got \(120, 1, 8, 8\)"):
         score_replicates(sets[0])
 
 
@@ -198,3 +198,46 @@ def test_off_mode_share_counts_the_points_between_the_modes():
     assert off_mode_share(between, mixture) == 0.5
     with pytest.raises(ValueError, match="points must have shape"):
         off_mode_share(torch.zeros(3, 3), mixture)
+
+
+def test_the_blur_is_a_separable_gaussian():
+    """An impulse of height 2 on the background -1 comes out as -1 plus twice the outer product of the normalised
+    1-D Gaussian, and the rest stays background."""
+    from ddimlib.metrics import gaussian_blur
+
+    image = -torch.ones(1, 1, 9, 9, dtype=F64)
+    image[0, 0, 4, 4] = 1.0
+    weights = torch.exp(-0.5 * (torch.arange(-2, 3, dtype=F64) / 0.7) ** 2)
+    weights /= weights.sum()
+    expected = -torch.ones(9, 9, dtype=F64)
+    expected[2:7, 2:7] += 2 * torch.outer(weights, weights)
+    torch.testing.assert_close(gaussian_blur(image, 0.7)[0, 0], expected, rtol=0, atol=1e-14)
+    assert torch.equal(gaussian_blur(-torch.ones(2, 1, 8, 8), 1.0), -torch.ones(2, 1, 8, 8))  # the background stays
+    with pytest.raises(ValueError, match="std must be > 0 pixels, got 0"):
+        gaussian_blur(image, 0)
+
+
+def test_an_artefact_that_changes_nothing_scores_the_floor_exactly_and_noise_scores_above_it():
+    """floor_draws(artefact=f) draws the same images as the floor and scores f(images): the identity gives the
+    floor's own figures (the features recomputed, to rounding); strong noise lies far above them."""
+    plain = floor_draws(300, draws=3)
+    same = floor_draws(300, draws=3, artefact=lambda images, generator: images)
+    torch.testing.assert_close(same["fd"], plain["fd"], rtol=1e-9, atol=1e-9)
+    noisy = floor_draws(300, draws=3, artefact=lambda images, generator: images + 0.5 * torch.randn(images.shape, generator=generator))
+    assert float(noisy["fd"].min()) > 2 * float(plain["fd"].max())
+
+
+def test_fashion_images_are_scored_by_the_fashion_classifier():
+    from ddimlib.data import load_fashion_mnist
+    from ddimlib.metrics import score_images
+
+    test = load_fashion_mnist("test").images[:600]
+    assert classifier_features(test).shape == (600, 128)
+    score = score_images(test)
+    assert set(score) == {"n", "fd", "kid"} and score["n"] == 600
+    floor = data_floor(600, "fashion_mnist", draws=3)
+    assert {"fd", "fd_sd", "fd_se", "kid"} <= set(floor) and floor["n"] == 600
+    # 600 test images are a subset of the reference: closer to it than 600 independent training images
+    assert score["fd"] < floor["fd"]
+    with pytest.raises(ValueError, match=r"images must have shape \(N, 1, 8, 8\) \(digits\) or \(N, 1, 28, 28\) \(Fashion-MNIST\), got \(3, 1, 16, 16\)"):
+        classifier_features(torch.zeros(3, 1, 16, 16))
