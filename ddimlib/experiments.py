@@ -1,18 +1,25 @@
 """Heavy experiments, run once at a scale that resolves them and cached with their provenance in data/results/.
 
-    python -m ddimlib.experiments table1                 # about 25 minutes on a 2-core CPU, a minute on a GPU
+    python -m ddimlib.experiments table1                          # digits: about 25 minutes on a 2-core CPU
+    python -m ddimlib.experiments table1 --dataset fashion_mnist  # 28x28: hours on a CPU, minutes on a GPU; resumable
+    python -m ddimlib.experiments regime                          # the map of when eta = 0 wins (Fashion-MNIST)
     python -m ddimlib.experiments table1 --samples 400 --replicates 3 --out /tmp/table1.json   # a small try
 
 `table1` is the DDIM paper's Table 1 (Song, Meng & Ermon, "Denoising Diffusion Implicit Models", ICLR 2021,
-arXiv:2010.02502, Section 5.1) on our digits, with notebook 04's sweep model: FD for eta in {0, 0.2, 0.5, 1}
-and sigma-hat at S in {10, 20, 50, 100, 1000} on a linear tau, and eta = 0 on a quadratic tau, each cell
-`replicates` independent sets of `samples` digits. Replicate k starts from the same x_T in every cell (so
-cells can be compared pairwise), drawn from seeds that notebook 04's live table does not use (so the live
-table is an independent check of the cache). Each replicate is also scored in equal parts of the sizes in
-`SUB_SIZES`, so that a live table at a smaller n can be compared with the cache at its own n (FD depends on n).
+arXiv:2010.02502, Section 5.1) on our data: FD for eta in {0, 0.2, 0.5, 1} and sigma-hat at S in
+{10, 20, 50, 100, 1000} on a linear tau, and eta = 0 on a quadratic tau, each cell `replicates` independent
+sets of `samples` images. Replicate k starts from the same x_T in every cell (so cells can be compared
+pairwise), drawn from seeds that notebook 04's live table does not use (so the live table is an independent
+check of the cache). Each replicate is also scored in equal parts of the sizes in `SUB_SIZES`, so that a live
+table at a smaller n can be compared with the cache at its own n (FD depends on n).
 
-Writes the JSON (every replicate's FD per cell and size, the data floor at each size, the command, commit,
-hardware, wall time and sample counts) and a figure beside it (.png). Notebook 04 reads both.
+`regime` is the map of when eta = 0 wins: eta 0 and 1 at S = 10, 20, 50, 100 for three models of
+Fashion-MNIST: an exact oracle of a smooth density (no model error: discretisation error only), the shipped
+model and its early checkpoint (much model error).
+
+Both write their JSON after every cell (atomically), so a run that is stopped resumes where it was with the
+same command; the JSON holds every replicate's FD per cell and size, the floors, the command, commit,
+hardware, wall time and sample counts, and a figure beside it (.png). Notebook 04 reads both.
 """
 
 from __future__ import annotations
@@ -25,54 +32,145 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 import torch
 
-from ddimlib.data import DATA_DIR, load_digits, sha256_of
-from ddimlib.metrics import classifier_features, floor_draws, frechet_distance, load_classifier
+from ddimlib.data import DATA_DIR, load_fashion_mnist, sha256_of
+from ddimlib.metrics import FLOOR_DRAWS, classifier_features, floor_draws, frechet_distance, load_classifier, reference_features
 from ddimlib.models import placement
+from ddimlib.oracle import GaussianMixtureEps
 from ddimlib.sampling import sample
 from ddimlib.schedules import Schedule
 from ddimlib.training import load_checkpoint, load_model, pick_device
 
 RESULTS_DIR = DATA_DIR / "results"
+CHECKPOINTS = DATA_DIR / "checkpoints"
 STEPS = [10, 20, 50, 100, 1000]  # the paper's Table 1 columns
 ROWS = {"eta=0": {"eta": 0.0}, "eta=0.2": {"eta": 0.2}, "eta=0.5": {"eta": 0.5}, "eta=1": {"eta": 1.0}, "sigma-hat": {"variance": "hat"}}
 SUB_SIZES = (100, 400)  # smaller sets each replicate is also scored in: quick mode's and notebook 04's live N_SAMPLES
 SEED = 10_000  # replicate k starts from x_T seeded SEED + k (notebook 04's live table uses 0 + 1000 k)
+IMAGE_SHAPES = {"digits": (1, 8, 8), "fashion_mnist": (1, 28, 28)}
+# a set is sampled in batches of this many: the 28x28 UNet's activations for more than about a hundred images overflow
+# a CPU's caches (one thread, measured: 330 images/s per call at 32, 290 at 125, 160 at 500); each batch continues the
+# set's noise generator, so a cell is the same on every run
+SAMPLE_BATCH = {"digits": 2000, "fashion_mnist": 125}
+# per data set: the model, the samples per set, the replicates (and for the 1000-step cells that no claim compares), the output
+TABLE1_DEFAULTS = {
+    "digits": (CHECKPOINTS / "digits_unet_small.pt", 2000, 6, 2, RESULTS_DIR / "table1.json"),
+    "fashion_mnist": (CHECKPOINTS / "fashion_unet.pt", 1000, 4, 2, RESULTS_DIR / "table1_fashion_mnist.json"),
+}
+REGIME_STEPS = [10, 20, 50, 100]
+REGIME_ETAS = (0.0, 1.0)
+ORACLE_IMAGES, ORACLE_STD = 4000, 0.05  # the smooth density: 4,000 training images, each a Gaussian of this std
 
 
 def cell_name(row: str, steps: int, tau: str = "linear") -> str:
     return f"{row}, S={steps}" + ("" if tau == "linear" else f", {tau} tau")
 
 
+def sample_set(eps_model, schedule: Schedule, x_T: torch.Tensor, steps: int, generator: torch.Generator, batch: int,
+               **sampler) -> torch.Tensor:
+    """`ddimlib.sampling.sample` of x_T in batches of `batch` (in order, all drawing noise from `generator`), on the CPU."""
+    return torch.cat([sample(eps_model, schedule, part, steps, generator=generator, progress=False, **sampler).cpu()
+                      for part in x_T.split(batch)])
+
+
+def _scored_sets(x0: torch.Tensor, sizes: list[int], classifier, reference: torch.Tensor, scores: dict) -> None:
+    """Append the FD of x0 (and of its equal parts of each smaller size) against reference features to scores[size]."""
+    features = classifier_features(x0, classifier)
+    for n in sizes:
+        scores[str(n)] += [frechet_distance(part, reference) for part in features.split(n)]
+
+
 @torch.no_grad()
 def table1(eps_model, schedule: Schedule, samples: int, replicates: int, replicates_1000: int, steps: list[int] = STEPS,
-           progress: bool = True) -> dict:
-    """FDs of every cell: {cell name: {str(n): [FD of each set of n]}} for n = samples and each of SUB_SIZES
-    that divides it, with the floor at each n; 1000-step cells (the costliest: 85 % of the calls) get
-    `replicates_1000` replicates, except eta = 1 and sigma-hat, the two rows a claim at S = 1000 compares."""
+           progress: bool = True, dataset: str = "digits", done: dict | None = None, save: Callable[[dict], None] | None = None) -> dict:
+    """FDs of every cell: {"fd": {cell name: {str(n): [FD of each set of n]}}} for n = samples and each of
+    SUB_SIZES that divides it, with the floor at each n; 1000-step cells (the costliest: 85 % of the calls) get
+    `replicates_1000` replicates, except eta = 1 and sigma-hat, the two rows a claim at S = 1000 compares.
+
+    done: an earlier, unfinished result of the same call; its cells are kept, not recomputed. save(result) is
+    called after every cell (the command writes the JSON there)."""
     from tqdm.auto import tqdm
 
-    classifier = load_classifier()
-    reference = classifier_features(load_digits("test").images, classifier)
+    classifier, reference = load_classifier(dataset=dataset), reference_features(dataset)
     device = placement(eps_model)[0]
     sizes = [samples] + [n for n in SUB_SIZES if n < samples and samples % n == 0]
     cells = [(row, s, "linear") for row in ROWS for s in steps] + [("eta=0", s, "quadratic") for s in steps if s < schedule.T]
-    fd = {}
+    result = {"sizes": sizes, "fd": dict((done or {}).get("fd", {}))}
     for row, s, tau in tqdm(cells, desc="Table 1", disable=not progress):
+        name = cell_name(row, s, tau)
+        if name in result["fd"]:
+            continue
         count = replicates_1000 if s == schedule.T and row not in ("eta=1", "sigma-hat") else replicates
         scores = {str(n): [] for n in sizes}
         for k in range(count):
-            x_T = torch.randn(samples, 1, 8, 8, generator=torch.Generator().manual_seed(SEED + k)).to(device)
+            x_T = torch.randn(samples, *IMAGE_SHAPES[dataset], generator=torch.Generator().manual_seed(SEED + k)).to(device)
             noise = torch.Generator().manual_seed(SEED + 500 + k)
-            x0 = sample(eps_model, schedule, x_T, s, tau=tau, generator=noise, progress=False, **ROWS[row]).cpu()
-            features = classifier_features(x0, classifier)
-            for n in sizes:
-                scores[str(n)] += [frechet_distance(part, reference) for part in features.split(n)]
-        fd[cell_name(row, s, tau)] = scores
-    floor = {str(n): floor_draws(n, classifier=classifier)["fd"].tolist() for n in sizes}
-    return {"fd": fd, "floor": floor, "sizes": sizes}
+            x0 = sample_set(eps_model, schedule, x_T, s, noise, SAMPLE_BATCH[dataset], tau=tau, **ROWS[row])
+            _scored_sets(x0, sizes, classifier, reference, scores)
+        result["fd"][name] = scores
+        if save is not None:
+            save(result)
+    result["floor"] = {str(n): floor_draws(n, dataset=dataset)["fd"].tolist() for n in sizes}
+    return result
+
+
+def regime_name(model: str, eta: float, steps: int) -> str:
+    return f"{model}, eta={eta:g}, S={steps}"
+
+
+def smooth_oracle(images: torch.Tensor, std: float, schedule: Schedule) -> GaussianMixtureEps:
+    """The exact E[eps | x_t] of a smooth density made from images (N, C, H, W): each image the mean of an
+    isotropic Gaussian of `std`, all equally likely. Unlike the point masses of `ddimlib.oracle.empirical_eps`
+    (which memorise, and sit at the floor after 10 steps with any sampler), its samples are new images."""
+    flat = images.reshape(len(images), -1).double()
+    return GaussianMixtureEps(flat, torch.full((len(images),), float(std)), torch.full((len(images),), 1 / len(images), dtype=torch.float64), schedule)
+
+
+@torch.no_grad()
+def regime_map(models: dict, schedule: Schedule, samples: int, replicates: int, steps: list[int] = REGIME_STEPS,
+               etas: tuple[float, ...] = REGIME_ETAS, progress: bool = True, done: dict | None = None,
+               save: Callable[[dict], None] | None = None) -> dict:
+    """FD of eta x S cells for several models of Fashion-MNIST, each against its own distribution.
+
+    models: {name: (eps_model, reference)}: reference None scores against the 10,000 test images with the data
+    floor; an oracle's reference is its own density (a GaussianMixtureEps), scored against 10,000 exact draws of
+    it, its floor n fresh exact draws against the same. Returns {"fd": {cell: [FD of each replicate]},
+    "floor": {model: [FD of each of 20 floor draws]}}; done and save as in `table1`."""
+    from tqdm.auto import tqdm
+
+    classifier = load_classifier(dataset="fashion_mnist")
+    result = {"fd": dict((done or {}).get("fd", {})), "floor": {}}
+    for name, (eps_model, density) in models.items():
+        if density is None:
+            reference = reference_features("fashion_mnist")
+        else:
+            exact = density.sample(10_000, generator=torch.Generator().manual_seed(SEED - 1)).float().reshape(-1, 1, 28, 28)
+            reference = classifier_features(exact, classifier)
+        device = placement(eps_model)[0]
+        for eta in etas:
+            for s in tqdm(steps, desc=f"{name}, eta={eta:g}", disable=not progress):
+                cell = regime_name(name, eta, s)
+                if cell in result["fd"]:
+                    continue
+                scores = {str(samples): []}
+                for k in range(replicates):
+                    x_T = torch.randn(samples, 1, 28, 28, generator=torch.Generator().manual_seed(SEED + k)).to(device)
+                    noise = torch.Generator().manual_seed(SEED + 500 + k)
+                    x0 = sample_set(eps_model, schedule, x_T, s, noise, SAMPLE_BATCH["fashion_mnist"], eta=eta)
+                    _scored_sets(x0, [samples], classifier, reference, scores)
+                result["fd"][cell] = scores[str(samples)]
+                if save is not None:
+                    save(result)
+        if density is None:
+            result["floor"][name] = floor_draws(samples, dataset="fashion_mnist")["fd"].tolist()
+        else:
+            generator = torch.Generator().manual_seed(SEED - 2)
+            draws = (density.sample(samples, generator=generator).float().reshape(-1, 1, 28, 28) for _ in range(FLOOR_DRAWS))
+            result["floor"][name] = [frechet_distance(classifier_features(x, classifier), reference) for x in draws]
+    return result
 
 
 def provenance(command: str, started: float, device: torch.device) -> dict:
@@ -106,8 +204,9 @@ def plot_table1(result: dict, path: Path) -> Path:
         se = torch.stack([v.std() / len(v) ** 0.5 if len(v) > 1 else torch.tensor(0.0, dtype=torch.float64) for v in values]) / floor
         ax.errorbar(result["steps"], mean, se, marker="o", capsize=3, color=f"C{k}", label=row)
     ax.axhline(1, color="k", lw=0.8)
+    data = {"digits": "digits", "fashion_mnist": "Fashion-MNIST"}[result.get("dataset", "digits")]
     ax.set(xscale="log", yscale="log", xlabel="S = dim(tau)", ylabel="FD / data floor",
-           title=f"Table 1 on digits: {result['replicates']} x {int(n):,} samples per cell")
+           title=f"Table 1 on {data}: {result['replicates']} x {int(n):,} samples per cell")
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path)
@@ -115,34 +214,111 @@ def plot_table1(result: dict, path: Path) -> Path:
     return path
 
 
+def plot_regime(result: dict, path: Path) -> Path:
+    """FD / floor against S for each model, eta = 0 solid and eta = 1 dashed, with standard errors; a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 3.8), dpi=130)
+    for k, model in enumerate(result["models"]):
+        floor = torch.tensor(result["floor"][model], dtype=torch.float64).mean()
+        for eta, style in zip(result["etas"], ("-", "--")):
+            values = [torch.tensor(result["fd"][regime_name(model, eta, s)], dtype=torch.float64) for s in result["steps"]]
+            mean = torch.stack([v.mean() for v in values]) / floor
+            se = torch.stack([v.std() / len(v) ** 0.5 for v in values]) / floor
+            ax.errorbar(result["steps"], mean, se, ls=style, marker="o", capsize=3, color=f"C{k}", label=f"{model}, eta = {eta:g}")
+    ax.axhline(1, color="k", lw=0.8)
+    ax.set(xscale="log", yscale="log", xlabel="S = dim(tau)", ylabel="FD / its floor",
+           title=f"When eta = 0 wins: {result['replicates']} x {result['samples']:,} samples per cell")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def write_json(result: dict, path: Path) -> Path:
+    """The result as JSON at `path`, written atomically (a temporary file beside it, then a rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(json.dumps(result, indent=1) + "\n")
+    temporary.replace(path)
+    return path
+
+
+def unfinished(out: Path, settings: dict) -> dict | None:
+    """The cells of an unfinished run at `out` with the same settings, to resume; None if there is none.
+
+    Refuses (SystemExit) an unfinished run with other settings: its cells would not belong to this table."""
+    if not out.exists():
+        return None
+    previous = json.loads(out.read_text())
+    if previous.get("complete", True):
+        return None  # a finished result is recomputed from scratch
+    differ = {key: (previous.get(key), value) for key, value in settings.items() if previous.get(key) != value}
+    if differ:
+        raise SystemExit(f"{out} holds an unfinished run with other settings ({differ}: was, now); "
+                         "resume it with its own settings, or give another --out")
+    return previous
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ddimlib.experiments", description=__doc__.split("\n\n")[0])
-    parser.add_argument("experiment", choices=["table1"])
-    parser.add_argument("--model", type=Path, default=DATA_DIR / "checkpoints" / "digits_unet_small.pt", help="a digits UNet export")
-    parser.add_argument("--samples", type=int, default=2000, help="digits per set")
-    parser.add_argument("--replicates", type=int, default=6, help="independent sets per cell")
-    parser.add_argument("--replicates-1000", type=int, default=2, help="sets per 1000-step cell other than eta = 1 and sigma-hat")
+    parser.add_argument("experiment", choices=["table1", "regime"])
+    parser.add_argument("--dataset", choices=list(TABLE1_DEFAULTS), help="table1: digits (default) or fashion_mnist; regime: fashion_mnist only")
+    parser.add_argument("--model", type=Path, help="a UNet export (default: the data set's sweep model in data/checkpoints/)")
+    parser.add_argument("--early-model", type=Path, default=CHECKPOINTS / "fashion_unet_early.pt", help="regime: the early checkpoint")
+    parser.add_argument("--samples", type=int, help="images per set (default: digits 2,000, Fashion-MNIST 1,000)")
+    parser.add_argument("--replicates", type=int, help="independent sets per cell (default: digits 6, Fashion-MNIST 4)")
+    parser.add_argument("--replicates-1000", type=int, help="table1: sets per 1000-step cell other than eta = 1 and sigma-hat (default 2)")
     parser.add_argument("--device", help="cuda, mps or cpu (default: the best available)")
-    parser.add_argument("--out", type=Path, default=RESULTS_DIR / "table1.json")
+    parser.add_argument("--out", type=Path, help="the JSON to write (default: data/results/table1.json, table1_fashion_mnist.json or regime_fashion_mnist.json)")
     args = parser.parse_args(argv)
-    if args.replicates < 2 or args.replicates_1000 < 2 or args.samples < 2:
+    dataset = args.dataset or ("fashion_mnist" if args.experiment == "regime" else "digits")
+    if args.experiment == "regime" and dataset != "fashion_mnist":
+        parser.error(f"the regime map is on fashion_mnist, not {dataset!r}")
+    model, samples, replicates, replicates_1000, out = TABLE1_DEFAULTS[dataset]
+    if args.experiment == "regime":
+        out, replicates = RESULTS_DIR / "regime_fashion_mnist.json", 3
+    model, out = args.model or model, args.out or out
+    samples, replicates = args.samples or samples, args.replicates or replicates
+    replicates_1000 = args.replicates_1000 or replicates_1000
+    if min(samples, replicates, replicates_1000) < 2:
         parser.error(f"--samples, --replicates and --replicates-1000 must be >= 2 (a spread needs two sets), got "
-                     f"{args.samples}, {args.replicates}, {args.replicates_1000}")
+                     f"{samples}, {replicates}, {replicates_1000}")
     command = "python -m ddimlib.experiments " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
     started = time.monotonic()
-    eps_model, config = load_model(args.model, device=pick_device(args.device), expect_model="unet")
-    result = {"experiment": "table1", "model": args.model.name, "model_sha256": sha256_of(args.model),
-              "model_steps": int(load_checkpoint(args.model)["step"]), "samples": args.samples,
-              "replicates": args.replicates, "replicates_1000": args.replicates_1000, "steps": STEPS, "rows": list(ROWS),
-              "sampler": "ddimlib.sampling.sample, linear tau unless the cell says quadratic", "reference": "500 held-out digits"}
-    result |= table1(eps_model, config.schedule(), args.samples, args.replicates, args.replicates_1000)
-    result["provenance"] = provenance(command, started, placement(eps_model)[0])
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    temporary = args.out.with_name(f".{args.out.name}.tmp")
-    temporary.write_text(json.dumps(result, indent=1) + "\n")
-    temporary.replace(args.out)
-    figure = plot_table1(result, args.out.with_suffix(".png"))
-    print(f"wrote {args.out} and {figure} in {result['provenance']['wall_seconds'] / 60:.1f} min")
+    device = pick_device(args.device)
+    eps_model, config = load_model(model, device=device, expect_model="unet")
+    settings = {"experiment": args.experiment, "dataset": dataset, "model": model.name, "model_sha256": sha256_of(model),
+                "model_steps": int(load_checkpoint(model)["step"]), "samples": samples, "replicates": replicates}
+    if args.experiment == "table1":
+        settings |= {"replicates_1000": replicates_1000, "steps": STEPS, "rows": list(ROWS),
+                     "sampler": "ddimlib.sampling.sample, linear tau unless the cell says quadratic",
+                     "reference": "500 held-out digits" if dataset == "digits" else "the 10,000 Fashion-MNIST test images"}
+    else:
+        settings |= {"early_model": args.early_model.name, "early_model_sha256": sha256_of(args.early_model),
+                     "early_model_steps": int(load_checkpoint(args.early_model)["step"]), "steps": REGIME_STEPS, "etas": list(REGIME_ETAS),
+                     "oracle": f"{ORACLE_IMAGES:,} Fashion-MNIST training images (the first), each a Gaussian of std {ORACLE_STD}",
+                     "models": ["oracle", "shipped", "early"]}
+    previous = unfinished(out, settings)
+    runs = (previous or {}).get("runs", [])
+    save = lambda cells: write_json(settings | cells | {"complete": False, "runs": runs + [provenance(command, started, device)]}, out)
+    if args.experiment == "table1":
+        cells = table1(eps_model, config.schedule(), samples, replicates, replicates_1000, dataset=dataset, done=previous, save=save)
+    else:
+        early, _ = load_model(args.early_model, device=device, expect_model="unet")
+        oracle = smooth_oracle(load_fashion_mnist("train").images[:ORACLE_IMAGES], ORACLE_STD, config.schedule())
+        models = {"oracle": (oracle, oracle), "shipped": (eps_model, None), "early": (early, None)}
+        cells = regime_map(models, config.schedule(), samples, replicates, done=previous, save=save)
+    runs = runs + [provenance(command, started, device)]
+    result = settings | cells | {"complete": True, "runs": runs}
+    result["provenance"] = runs[-1] | {"wall_seconds": round(sum(run["wall_seconds"] for run in runs), 1), "sessions": len(runs)}
+    write_json(result, out)
+    figure = (plot_table1 if args.experiment == "table1" else plot_regime)(result, out.with_suffix(".png"))
+    print(f"wrote {out} and {figure} in {result['provenance']['wall_seconds'] / 60:.1f} min")
     return 0
 
 

@@ -1,5 +1,6 @@
 """The cached Table 1: its structure, that a cached FD is what sampling and scoring give again, and its arguments."""
 
+import json
 import math
 
 import pytest
@@ -41,3 +42,31 @@ def test_table1_sub_sizes_split_each_replicate():
 def test_the_command_needs_a_spread():
     with pytest.raises(SystemExit):
         experiments.main(["table1", "--replicates", "1"])
+
+
+def test_a_stopped_table_resumes_its_cells_and_ends_where_a_straight_run_does(tmp_path):
+    """The command saves after every cell; a run stopped after some cells continues from them (they are not
+    recomputed) and its result equals one computed straight through."""
+    torch.manual_seed(0)
+    model = UNetEps(UNetConfig(base=8, mults=(1, 2), groups=4)).eval()
+    schedule = linear_schedule(10)
+    saved = []
+    straight = experiments.table1(model, schedule, samples=8, replicates=2, replicates_1000=2, steps=[2, 10], progress=False,
+                                  save=lambda result: saved.append(json.loads(json.dumps(result))))
+    assert len(saved) == 11 and len(saved[3]["fd"]) == 4   # one save per cell: 5 rows x 2 S + one quadratic
+    calls = []
+    counting = lambda x_t, t: calls.append(1) or model(x_t, t)
+    resumed = experiments.table1(counting, schedule, samples=8, replicates=2, replicates_1000=2, steps=[2, 10], progress=False, done=saved[3])
+    assert resumed["fd"] == straight["fd"]
+    assert len(calls) == 2 * (5 * (2 + 10) + 2) - 2 * (2 + 10 + 2 + 10)  # 2 replicates of every cell, less the four cells done
+
+
+def test_an_unfinished_run_with_other_settings_is_refused_not_overwritten(tmp_path):
+    out = tmp_path / "t.json"
+    experiments.write_json({"samples": 8, "complete": False, "fd": {"eta=0, S=2": {"8": [1.0]}}}, out)
+    assert experiments.unfinished(out, {"samples": 8})["fd"] == {"eta=0, S=2": {"8": [1.0]}}
+    with pytest.raises(SystemExit, match="unfinished run with other settings"):
+        experiments.unfinished(out, {"samples": 16})
+    assert json.loads(out.read_text())["samples"] == 8
+    experiments.write_json({"samples": 8, "complete": True}, out)
+    assert experiments.unfinished(out, {"samples": 16}) is None   # a finished table is recomputed, not resumed
