@@ -63,6 +63,7 @@ TABLE1_DEFAULTS = {
 REGIME_STEPS = [10, 20, 50, 100]
 REGIME_ETAS = (0.0, 1.0)
 ORACLE_IMAGES, ORACLE_STD = 4000, 0.05  # the smooth density: 4,000 training images, each a Gaussian of this std
+ORACLE_REFERENCE = 10_000  # exact draws of the oracle's density that its samples are scored against (as many as the test images)
 
 
 def cell_name(row: str, steps: int, tau: str = "linear") -> str:
@@ -136,8 +137,8 @@ def regime_map(models: dict, schedule: Schedule, samples: int, replicates: int, 
     """FD of eta x S cells for several models of Fashion-MNIST, each against its own distribution.
 
     models: {name: (eps_model, reference)}: reference None scores against the 10,000 test images with the data
-    floor; an oracle's reference is its own density (a GaussianMixtureEps), scored against 10,000 exact draws of
-    it, its floor n fresh exact draws against the same. Returns {"fd": {cell: [FD of each replicate]},
+    floor; an oracle's reference is its own density (a GaussianMixtureEps), scored against ORACLE_REFERENCE exact
+    draws of it, its floor n fresh exact draws against the same. Returns {"fd": {cell: [FD of each replicate]},
     "floor": {model: [FD of each of 20 floor draws]}}; done and save as in `table1`."""
     from tqdm.auto import tqdm
 
@@ -147,7 +148,7 @@ def regime_map(models: dict, schedule: Schedule, samples: int, replicates: int, 
         if density is None:
             reference = reference_features("fashion_mnist")
         else:
-            exact = density.sample(10_000, generator=torch.Generator().manual_seed(SEED - 1)).float().reshape(-1, 1, 28, 28)
+            exact = density.sample(ORACLE_REFERENCE, generator=torch.Generator().manual_seed(SEED - 1)).float().reshape(-1, 1, 28, 28)
             reference = classifier_features(exact, classifier)
         device = placement(eps_model)[0]
         for eta in etas:

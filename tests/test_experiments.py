@@ -70,3 +70,28 @@ def test_an_unfinished_run_with_other_settings_is_refused_not_overwritten(tmp_pa
     assert json.loads(out.read_text())["samples"] == 8
     experiments.write_json({"samples": 8, "complete": True}, out)
     assert experiments.unfinished(out, {"samples": 16}) is None   # a finished table is recomputed, not resumed
+
+
+def test_the_regime_map_scores_each_model_against_its_own_distribution(monkeypatch):
+    """An oracle is scored against exact draws of its density (and its floor is fresh exact draws); a trained
+    model against the test images with the data floor. One oracle cell again by hand."""
+    from ddimlib.data import load_fashion_mnist
+
+    monkeypatch.setattr(experiments, "ORACLE_REFERENCE", 1000)
+    torch.manual_seed(0)
+    schedule = linear_schedule(10)
+    oracle = experiments.smooth_oracle(load_fashion_mnist("train").images[:50], 0.05, schedule)
+    model = UNetEps(UNetConfig(base=8, mults=(1, 2), groups=4)).eval()
+    models = {"oracle": (oracle, oracle), "model": (model, None)}
+    result = experiments.regime_map(models, schedule, samples=16, replicates=2, steps=[2, 5], progress=False)
+    assert set(result["fd"]) == {experiments.regime_name(m, eta, s) for m in models for eta in (0.0, 1.0) for s in (2, 5)}
+    assert all(len(values) == 2 for values in result["fd"].values())
+    assert set(result["floor"]) == {"oracle", "model"} and len(result["floor"]["oracle"]) == 20
+    classifier = load_classifier(dataset="fashion_mnist")
+    exact = oracle.sample(1000, generator=torch.Generator().manual_seed(experiments.SEED - 1)).float().reshape(-1, 1, 28, 28)
+    x_T = torch.randn(16, 1, 28, 28, generator=torch.Generator().manual_seed(experiments.SEED + 1))
+    x0 = sample(oracle, schedule, x_T, 5, eta=1.0, generator=torch.Generator().manual_seed(experiments.SEED + 501), progress=False)
+    again = frechet_distance(classifier_features(x0, classifier), classifier_features(exact, classifier))
+    assert math.isclose(result["fd"]["oracle, eta=1, S=5"][1], again, rel_tol=1e-9)
+    # the oracle's samples are images of its density, far closer to it than the untrained UNet's noise is to the data
+    assert max(result["fd"]["oracle, eta=0, S=5"]) < min(result["fd"]["model, eta=0, S=5"])
