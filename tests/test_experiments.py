@@ -42,6 +42,15 @@ def test_table1_sub_sizes_split_each_replicate():
 def test_the_command_needs_a_spread():
     with pytest.raises(SystemExit):
         experiments.main(["table1", "--replicates", "1"])
+    with pytest.raises(SystemExit):
+        experiments.main(["table1", "--replicates-1000", "1"])
+
+
+def test_the_1000_step_cells_no_claim_compares_can_be_left_out():
+    torch.manual_seed(0)
+    model = UNetEps(UNetConfig(base=8, mults=(1, 2), groups=4)).eval()
+    result = experiments.table1(model, linear_schedule(10), samples=8, replicates=2, replicates_1000=0, steps=[2, 10], progress=False)
+    assert {name for name in result["fd"] if "S=10" in name} == {"eta=1, S=10", "sigma-hat, S=10"}
 
 
 def test_a_stopped_table_resumes_its_cells_and_ends_where_a_straight_run_does(tmp_path):
