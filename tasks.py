@@ -2,6 +2,7 @@
 """The project's commands, with nothing but Python >= 3.10 and pip needed beforehand.
 
     python3 tasks.py run            execute every notebook headless; results under build/
+    python3 tasks.py run 04         only the notebooks named (a number or a name), e.g. before a class
     python3 tasks.py run --quick    the same with every budget small (each notebook in under a minute); build/quick/
     python3 tasks.py test           run the unit tests and every notebook (nbval), with coverage
     python3 tasks.py device-check   the GPU checks and figures of benchmarks/device_check.py
@@ -13,7 +14,7 @@ with its test extra. Extra arguments to `test` go to pytest, to `device-check` t
 
 `run` goes on past a notebook that fails, then lists every failure (notebook, cell, error) and
 exits non-zero; it prints each cell as it starts, and writes the notebooks' times to
-build/run_times.json.
+build/run_times.json. Ctrl-C or SIGTERM stops it at once, kernel included, and says what had finished.
 """
 
 from __future__ import annotations
@@ -238,6 +239,7 @@ def execute_notebooks(paths: list[Path], build: Path) -> int:
 
     out_dir, fig_root = build / "notebooks", build / "figures"
     out_dir.mkdir(parents=True, exist_ok=True)
+    (build / "run_times.json").unlink(missing_ok=True)  # an earlier run's record must not pass for this one's
     failures, times = [], {}
     threads_set_by_user = "OMP_NUM_THREADS" in os.environ  # a setting of one's own wins
     for number, path in enumerate(paths, 1):
@@ -283,9 +285,9 @@ def execute_notebooks(paths: list[Path], build: Path) -> int:
                     (fig_dir / f"cell{index:02d}_{count:02d}.png").write_bytes(base64.b64decode(png))
         print(f"[tasks]   -> {out_dir / path.name} and {count} figure(s) in {fig_dir}/ "
               f"({minutes_seconds(times[path.stem])})", flush=True)
-    record = {"date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()}",
-              "seconds": times, "failed": [name for name, _, _ in failures]}
-    (build / "run_times.json").write_text(json.dumps(record, indent=2) + "\n")
+        record = {"date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()}",
+                  "seconds": times, "failed": [name for name, _, _ in failures]}
+        (build / "run_times.json").write_text(json.dumps(record, indent=2) + "\n")  # after each notebook: what has finished
     print(f"[tasks] {len(paths) - len(failures)} of {len(paths)} notebooks ran in {minutes_seconds(sum(times.values()))}; "
           f"times in {build / 'run_times.json'}", flush=True)
     for name, cell, error in failures:
@@ -361,28 +363,95 @@ def build_slides(build: Path) -> int:
     return 0
 
 
+def select_notebooks(names: list[str]) -> list[Path]:
+    """The notebooks named: each name is a stem ("04_step_sweep") or its number ("04" or "4"); none means all."""
+    every = notebooks()
+    if not names:
+        return every
+    chosen = []
+    for name in names:
+        found = [path for path in every if path.stem == name or path.stem.split("_")[0] == name.zfill(2)]
+        if not found:
+            raise SystemExit(f"[tasks] no notebook {name!r}: give a number or a name from {', '.join(path.stem for path in every)}")
+        chosen += [path for path in found if path not in chosen]
+    return sorted(chosen)
+
+
+def run_interruptibly(command: list[str], env: dict) -> int:
+    """Run the notebook executor as a child in a session of its own, so that this process alone decides when it stops.
+
+    Ctrl-C (SIGINT to the terminal's process group) or SIGTERM here kills the child's whole process group at once;
+    the kernel it was running (in a session of its own, started by jupyter_client) watches its parent and exits within
+    a second of it. Then say what finished and return 128 + the signal's number, as a shell does."""
+    import signal
+
+    child = subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True)
+    received: list[int] = []
+
+    def stop(signum, frame):
+        received.append(signum)
+        raise KeyboardInterrupt
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        return child.wait()
+    except KeyboardInterrupt:
+        if os.name == "nt":
+            child.terminate()
+        else:
+            os.killpg(child.pid, signal.SIGKILL)
+        child.wait()
+        record = Path(env["DDIMLIB_BUILD"]) / "run_times.json"
+        finished = json.loads(record.read_text())["seconds"] if record.exists() else {}
+        name = signal.Signals(received[0]).name if received else "an interrupt"
+        print(f"\n[tasks] interrupted by {name}: the run stopped, nothing is left running. Finished before it: "
+              f"{', '.join(finished) or 'none'} (in {record.parent / 'notebooks'}); the notebook it was in did not fail, it was stopped.",
+              flush=True)
+        return 128 + (received[0] if received else signal.SIGINT)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def parser():
+    import argparse
+
+    top = argparse.ArgumentParser(prog="python3 tasks.py", description=__doc__.split("\n\n")[0],
+                                  formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
+    commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    run = commands.add_parser("run", help="execute the notebooks headless into build/ (all, or the ones named)")
+    run.add_argument("notebooks", nargs="*", metavar="NOTEBOOK", help="a number (04) or a name (04_step_sweep); default: all")
+    run.add_argument("--quick", action="store_true", help="every budget small (each notebook in under a minute), into build/quick/")
+    commands.add_parser("test", help="the unit tests and every notebook (nbval), with coverage; other arguments go to pytest")
+    commands.add_parser("device-check", help="the GPU checks and figures of benchmarks/device_check.py; other arguments go to it")
+    commands.add_parser("slides", help="two lectures as reveal.js decks from the committed notebooks, into build/slides/")
+    return top
+
+
 def main(argv: list[str]) -> int:
     command = argv[0] if argv else ""
-    if command == "_execute":  # internal: already inside .venv
-        return execute_notebooks(notebooks(), ROOT / "build" / ("quick" if "--quick" in argv else ""))
+    if command == "_execute":  # internal: already inside .venv; the notebooks to run follow
+        build = Path(os.environ["DDIMLIB_BUILD"])
+        return execute_notebooks([Path(path) for path in argv[1:]], build)
     if command == "_slides":  # internal: already inside .venv
         return build_slides(ROOT / "build")
-    if command not in ("run", "test", "device-check", "slides"):
-        print(__doc__)
-        return 2
+    args, extra = parser().parse_known_args(argv)
+    if extra and args.command in ("run", "slides"):
+        parser().error(f"unrecognized arguments: {' '.join(extra)}")
+    if args.command == "run":
+        paths = select_notebooks(args.notebooks)
     python = str(ensure_env())
-    if command in ("run", "test"):
+    if args.command in ("run", "test"):
         ensure_fashion_mnist(python)
-    if command == "run":  # no progress bars inside the notebooks: the saved outputs would keep them; run prints each cell instead
-        quick = "--quick" in argv[1:]
-        environment = os.environ | {"DDIMLIB_PROGRESS": "0", "DDIMLIB_QUICK": "1" if quick else "0"}
-        arguments = ["_execute"] + (["--quick"] if quick else [])
-        return subprocess.run([python, str(Path(__file__).resolve()), *arguments], cwd=ROOT, env=environment).returncode
-    if command == "slides":
+    if args.command == "run":  # no progress bars inside the notebooks: the saved outputs would keep them; run prints each cell instead
+        build = ROOT / "build" / ("quick" if args.quick else "")
+        environment = os.environ | {"DDIMLIB_PROGRESS": "0", "DDIMLIB_QUICK": "1" if args.quick else "0", "DDIMLIB_BUILD": str(build)}
+        return run_interruptibly([python, str(Path(__file__).resolve()), "_execute", *map(str, paths)], environment)
+    if args.command == "slides":
         return subprocess.run([python, str(Path(__file__).resolve()), "_slides"], cwd=ROOT).returncode
-    if command == "device-check":
-        return subprocess.run([python, str(ROOT / "benchmarks" / "device_check.py"), *argv[1:]], cwd=ROOT).returncode
-    pytest = [python, "-m", "pytest", "--nbval-lax", "--cov=ddimlib", "--cov-report=term-missing:skip-covered", *argv[1:]]
+    if args.command == "device-check":
+        return subprocess.run([python, str(ROOT / "benchmarks" / "device_check.py"), *extra], cwd=ROOT).returncode
+    pytest = [python, "-m", "pytest", "--nbval-lax", "--cov=ddimlib", "--cov-report=term-missing:skip-covered", *extra]
     return subprocess.run(pytest, cwd=ROOT).returncode
 
 

@@ -1,9 +1,12 @@
-"""tasks.py, the README's commands: the torch it installs, and a main job that goes on past a failing notebook."""
+"""tasks.py, the README's commands: the torch it installs, a main job that goes on past a failing notebook and stops when told, its arguments."""
 
 import json
 import os
+import signal
 import subprocess
+import threading
 import time
+import uuid
 import sys
 from pathlib import Path
 
@@ -158,3 +161,74 @@ def test_the_committed_explorer_renders_as_its_still_in_static_html():
     assert "widgets" not in nb.metadata
     html, _ = HTMLExporter().from_notebook_node(nb)
     assert "A still picture: run this cell" in html and "unpkg.com" not in html
+
+
+def processes_marked(marker: str) -> set[int]:
+    """The running processes whose environment holds `marker` (Linux's /proc): a run's own, the kernels included."""
+    found = set()
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        try:
+            if marker.encode() in environ.read_bytes() and "Z" not in (environ.parent / "stat").read_text().rsplit(")", 1)[1].split()[:1]:
+                found.add(int(environ.parent.name))
+        except OSError:
+            continue
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="finds the run's processes through Linux's /proc")
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_a_signalled_run_stops_at_once_says_what_finished_and_leaves_no_process(tmp_path, signum):
+    """`run` as a terminal runs it: signalled while a kernel sleeps in the second of three notebooks, it stops within
+    seconds, reports the first notebook as finished and the second as stopped (not failed), starts no third, exits
+    128 + the signal, and no process of it (executor or kernel) is left running."""
+    paths = [notebook(tmp_path / "01_quick.ipynb", "print('done')"),
+             notebook(tmp_path / "02_long.ipynb", "import time", "time.sleep(600)"),
+             notebook(tmp_path / "03_never.ipynb", "print('never')")]
+    marker = f"DDIMLIB_TEST_RUN={uuid.uuid4().hex}"
+    env = os.environ | {"DDIMLIB_BUILD": str(tmp_path / "build"), marker.split("=")[0]: marker.split("=")[1]}
+    script = "import sys, tasks; sys.exit(tasks.run_interruptibly([sys.executable, tasks.__file__, '_execute', *sys.argv[1:]], dict(tasks.os.environ)))"
+    run = subprocess.Popen([sys.executable, "-c", script, *map(str, paths)], cwd=Path(tasks.__file__).parent, env=env,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    watchdog = threading.Timer(240, run.kill)
+    watchdog.start()
+    lines = []
+    try:
+        for line in run.stdout:
+            lines.append(line)
+            if "02_long cell 2/2" in line:
+                break
+        time.sleep(1.0)
+        signalled = time.monotonic()
+        run.send_signal(signum)
+        lines += run.stdout.readlines()
+        run.wait(timeout=60)
+    finally:
+        watchdog.cancel()
+    out = "".join(lines)
+    assert run.returncode == 128 + signum, out
+    assert time.monotonic() - signalled < 20
+    assert f"interrupted by {signal.Signals(signum).name}" in out and "Finished before it: 01_quick" in out, out
+    assert "FAILED" not in out and "03_never" not in out
+    deadline = time.monotonic() + 10
+    while processes_marked(marker.split("=")[1]) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not processes_marked(marker.split("=")[1])
+
+
+def test_every_command_has_help_and_a_misspelt_flag_is_refused_before_anything_runs(capsys, monkeypatch):
+    monkeypatch.setattr(tasks, "ensure_env", lambda: pytest.fail("nothing may be set up or run"))
+    for command in (["--help"], ["run", "--help"], ["test", "--help"], ["slides", "--help"], ["device-check", "--help"]):
+        with pytest.raises(SystemExit) as exited:
+            tasks.main(command)
+        assert exited.value.code == 0 and "usage: python3 tasks.py" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exited:
+        tasks.main(["run", "--qiuck"])
+    assert exited.value.code == 2 and "unrecognized arguments: --qiuck" in capsys.readouterr().err
+    with pytest.raises(SystemExit, match=r"no notebook '09': give a number or a name from 00_start_here, "):
+        tasks.main(["run", "09"])
+
+
+def test_run_takes_notebooks_by_number_or_name():
+    assert [p.stem for p in tasks.select_notebooks(["04"])] == ["04_step_sweep"]
+    assert [p.stem for p in tasks.select_notebooks(["5", "01_forward_process", "05"])] == ["01_forward_process", "05_ode_and_encoding"]
+    assert tasks.select_notebooks([]) == tasks.notebooks()
