@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 
 from ddimlib._validate import require_floating, require_in_range, require_int, require_same_kind, require_same_shape
 from ddimlib.forward import expand_to, predict_x0
-from ddimlib.sampling import EpsModel, ModelOutputs, _check_model, call_model, check_x_T, on_device_of
+from ddimlib.sampling import EpsModel, ModelOutputs, _check_model, call_model, check_x_T, host_floats
 from ddimlib.schedules import Schedule, resolve_tau
 
 
@@ -53,7 +53,7 @@ def euler_step(eps_model: EpsModel, x_bar: torch.Tensor, schedule: Schedule, t: 
     (x_bar_next, eps_pred), both of x_bar's shape.
     """
     sigma = ode_sigma(schedule.alpha[[t, t_next]])  # float64 on the CPU
-    to_x, step = on_device_of(x_bar, 1 / (sigma[:1] ** 2 + 1).sqrt(), sigma[1:] - sigma[:1])
+    to_x, step = host_floats(1 / (sigma[:1] ** 2 + 1).sqrt(), sigma[1:] - sigma[:1])
     return _euler(eps_model, x_bar, to_x[0], step[0], t if t_model is None else t_model, f"in the Euler step {t} -> {t_next}")
 
 
@@ -77,15 +77,15 @@ def euler_step_sigma_squared(eps_model: EpsModel, x_bar: torch.Tensor, schedule:
     if t_next == t:
         raise ValueError(f"t_next must differ from t (a step of zero length), got t = t_next = {t}")
     sigma = ode_sigma(schedule.alpha[[t, t_next]])  # float64 on the CPU
-    to_x, step = on_device_of(x_bar, 1 / (sigma[:1] ** 2 + 1).sqrt(), (sigma[1:] ** 2 - sigma[:1] ** 2) / (2 * sigma[:1]))
+    to_x, step = host_floats(1 / (sigma[:1] ** 2 + 1).sqrt(), (sigma[1:] ** 2 - sigma[:1] ** 2) / (2 * sigma[:1]))
     return _euler(eps_model, x_bar, to_x[0], step[0], t, f"in the Euler step in sigma^2 {t} -> {t_next}")
 
 
 def _euler(eps_model: EpsModel, x_bar, to_x, step, t_model: int, where: str, outputs: ModelOutputs | None = None):
-    """Eq. 14's update with its coefficients given on x_bar's device: to_x = 1 / sqrt(sigma^2 + 1) at the
+    """Eq. 14's update with its coefficients as floats (`host_floats`): to_x = 1 / sqrt(sigma^2 + 1) at the
     start, step = sigma(t_next) - sigma(t). Returns (x_bar_next, eps_pred)."""
     eps = call_model(eps_model, x_bar * to_x, t_model, where, outputs)
-    return x_bar + step * eps, eps
+    return torch.add(x_bar, eps, alpha=step), eps
 
 
 def _grid(schedule: Schedule, steps, tau) -> list[int]:
@@ -103,7 +103,7 @@ def _integrate(eps_model: EpsModel, schedule: Schedule, x: torch.Tensor, grid: l
     x = check_x_T(x)
     alpha = schedule.alpha[grid]  # float64 on the CPU
     sigma = ode_sigma(alpha)
-    to_x, steps = on_device_of(x, 1 / (sigma**2 + 1).sqrt(), sigma[1:] - sigma[:-1])
+    to_x, steps = host_floats(1 / (sigma**2 + 1).sqrt(), sigma[1:] - sigma[:-1])
     x_bar = to_x_bar(x, alpha[0])
     outputs = ModelOutputs(len(grid) - 1, x)
     for k in tqdm(range(len(grid) - 1), desc=desc, disable=not progress, leave=False):
@@ -191,13 +191,13 @@ def dpm_solver_2m(
     r = torch.cat([h.new_ones(1), h[:-1] / h[1:]])  # r_k = h_{k-1} / h_k (entry 0 unused: the first step is DDIM's)
     keep, grow = s[1:] / s[:-1], a[1:] * (1 - torch.exp(-h))
     new_weight, old_weight = 1 + 1 / (2 * r), 1 / (2 * r)
-    keep, grow, new_weight, old_weight, alpha_x = on_device_of(x, keep, grow, new_weight, old_weight, alpha)
+    keep, grow, new_weight, old_weight, sqrt_alpha, sqrt_one_minus_alpha = host_floats(keep, grow, new_weight, old_weight, a, s)
     outputs = ModelOutputs(len(grid) - 1, x)
     x0_before = None
     for k in tqdm(range(len(grid) - 1), desc="DPM-Solver++(2M)", disable=not progress, leave=False):
         t, t_next = grid[k], grid[k + 1]
         eps = call_model(eps_model, x, t, f"in the step {t} -> {t_next}", outputs)
-        x0_pred = predict_x0(x, eps, alpha_x[k])
+        x0_pred = torch.add(x, eps, alpha=-sqrt_one_minus_alpha[k]).div_(sqrt_alpha[k])  # "predicted x0", Eq. 9
         if t_next == 0:  # lambda_0 is infinite: the last step returns the predicted x0, as DDIM does
             x = x0_pred
             break

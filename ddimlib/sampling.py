@@ -101,10 +101,14 @@ def check_x_T(x_T) -> torch.Tensor:
     return require_finite("x_T", x_T)
 
 
-def on_device_of(x: torch.Tensor, *coefficients: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    """Coefficient vectors computed in float64 on the CPU, cast to x's dtype and moved to its device, once
-    before a loop (indexing them inside the loop then reads nothing back from the device)."""
-    return tuple(c.to(dtype=x.dtype).to(device=x.device) for c in coefficients)
+def host_floats(*coefficients: torch.Tensor) -> tuple[list[float], ...]:
+    """Each step's coefficients, computed at once before a loop as float64 vectors on the CPU, as lists of Python floats
+    that the loop indexes: the one way every sampling loop (sample, ddpm_sample, and ddimlib.ode's) gets its numbers.
+
+    A float scales a tensor inside the kernel that uses it, so the loop reads nothing back from the device and launches
+    nothing for a coefficient; a 0-d device tensor would cost kernels of its own at every step, which on a GPU is a
+    large part of a small model's time (benchmarks/README.md)."""
+    return tuple(c.to(torch.float64).cpu().tolist() for c in coefficients)
 
 
 def call_model(eps_model: EpsModel, x_t: torch.Tensor, t: int, where: str, outputs: "ModelOutputs | None" = None) -> torch.Tensor:
@@ -211,13 +215,8 @@ def sample(
     _check_sigma(sigma_t, alpha_prev)
     noise_std = sigma_hat(alpha_t, alpha_prev) if variance == "hat" else sigma_t
     adds_noise = ((noise_std > 0) & (tau_full[:-1] > 0)).tolist()  # the last step, to t = 0, adds none (host values)
-    # ... as Python floats (host values of CPU tensors: nothing is read back from a device). A float scales a tensor
-    # inside the kernel that uses it; a 0-d device tensor costs kernels of its own, which on a GPU is most of a small
-    # sampler's time (measured on an H200 with 0-d tensors: 0.33 ms per step, 12.5 % of the digits UNet's time).
-    sqrt_one_minus_alpha_t, sqrt_alpha_t = (1 - alpha_t).sqrt().tolist(), alpha_t.sqrt().tolist()
-    sqrt_alpha_prev = alpha_prev.sqrt().tolist()
-    direction = (1 - alpha_prev - sigma_t**2).clamp(min=0).sqrt().tolist()
-    noise_std = noise_std.tolist()
+    sqrt_one_minus_alpha_t, sqrt_alpha_t, sqrt_alpha_prev, direction, noise_std = host_floats(
+        (1 - alpha_t).sqrt(), alpha_t.sqrt(), alpha_prev.sqrt(), (1 - alpha_prev - sigma_t**2).clamp(min=0).sqrt(), noise_std)
     t_model = tau_full.tolist()
     outputs = ModelOutputs(len(tau), x)
     path, preds = [x], []
@@ -263,14 +262,14 @@ def ddpm_sample(
     eps_coef = torch.cat([zero, beta[1:] / (1 - alpha[1:]).sqrt()])                   # beta_t / sqrt(1 - alpha_t)
     std = torch.cat([zero, (beta[1:] * (1 - alpha[:-1]) / (1 - alpha[1:])).sqrt()])   # sqrt(beta-tilde_t)
     scale = 1 / (1 - beta).sqrt()                                                     # 1 / sqrt(1 - beta_t)
-    eps_coef, std, scale, alpha_x = on_device_of(x, eps_coef, std, scale, alpha)     # cast and move once
+    eps_coef, std, scale, sqrt_alpha, sqrt_one_minus_alpha = host_floats(eps_coef, std, scale, alpha.sqrt(), (1 - alpha).sqrt())
     outputs = ModelOutputs(T, x)
     path, preds = [x], []
     for t in tqdm(range(T, 0, -1), desc=f"DDPM T={T}", disable=not progress, leave=False):
         eps = call_model(eps_model, x, t, f"at step {T - t + 1} of {T}", outputs)
-        mean = (x - eps_coef[t] * eps) * scale[t]
-        x0_pred = predict_x0(x, eps, alpha_x[t]) if return_trajectory else None
-        x = mean + std[t] * standard_normal(x, generator) if t > 1 else mean
+        mean = torch.add(x, eps, alpha=-eps_coef[t]).mul_(scale[t])
+        x0_pred = torch.add(x, eps, alpha=-sqrt_one_minus_alpha[t]).div_(sqrt_alpha[t]) if return_trajectory else None  # Eq. 9
+        x = torch.add(mean, standard_normal(x, generator), alpha=std[t]) if t > 1 else mean
         if return_trajectory:
             path.append(x)
             preds.append(x0_pred)

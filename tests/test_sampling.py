@@ -98,3 +98,22 @@ def test_samplers_follow_input_dtype():
     x_T = torch.randn(8, 2, dtype=torch.float32)
     assert sample(model, SCHEDULE, x_T, 10, eta=0.5, progress=False).dtype == torch.float32
     assert ddpm_sample(model, SCHEDULE, x_T, progress=False).dtype == torch.float32
+
+
+def test_sample_at_any_eta_on_a_quadratic_tau_is_a_loop_of_ddim_step():
+    """eta = 0.5 on the quadratic tau, float64: the sampler's floats from `host_floats` against Eq. 12 as ddim_step
+    writes it, step for step from the same x_T and the same noise (drawn in step order, none on the last step)."""
+    model = eight_gaussians(SCHEDULE)
+    x_T = torch.randn(32, 2, generator=torch.Generator().manual_seed(5), dtype=F64)
+    out, path = sample(model, SCHEDULE, x_T, 20, eta=0.5, tau="quadratic", generator=torch.Generator().manual_seed(6),
+                       progress=False, return_trajectory=True)
+    tau = path.tau.tolist()
+    g, x = torch.Generator().manual_seed(6), x_T
+    for i in range(len(tau) - 1, 0, -1):
+        alpha_t, alpha_prev = SCHEDULE.alpha[tau[i]], SCHEDULE.alpha[tau[i - 1]]
+        eps = model(x, torch.full((32,), tau[i]))
+        noise = torch.randn(x.shape, generator=g, dtype=F64) if tau[i - 1] > 0 else None
+        x = ddim_step(x, eps, alpha_t, alpha_prev, sigma_eta(alpha_t, alpha_prev, 0.5), noise).x_prev
+        assert (path.x[i - 1] - x).abs().max() <= 1e-12
+    assert tau[1:] == timesteps(20, SCHEDULE.T, "quadratic").tolist() != timesteps(20, SCHEDULE.T, "linear").tolist()
+    assert (out - x).abs().max() <= 1e-12
