@@ -82,3 +82,16 @@ def require_alpha(name: str, alpha) -> None:
     values = torch.as_tensor(alpha)
     if not (torch.isfinite(values).all() and (values > 0).all() and (values <= 1).all()):
         raise ValueError(f"{name} must lie in (0, 1] (DDIM's cumulative alpha_t), got {values.tolist()}")
+
+
+def require_sigma(sigma_t, alpha_prev) -> None:
+    """Eq. 7 needs 1 - alpha_{t-1} - sigma_t^2 >= 0; a float64 rounding slack of 1e-12 is allowed."""
+    sigma_t = torch.as_tensor(sigma_t, dtype=torch.float64)
+    alpha_prev = torch.as_tensor(alpha_prev, dtype=torch.float64)
+    if not torch.isfinite(sigma_t).all() or (sigma_t < 0).any():
+        raise ValueError(f"sigma_t must be finite and >= 0, got {sigma_t.tolist()}")
+    if (sigma_t**2 > 1 - alpha_prev + 1e-12).any():
+        raise ValueError(
+            f"sigma_t must satisfy 0 <= sigma_t^2 <= 1 - alpha_prev (DDIM Eq. 7); got sigma_t = {sigma_t.tolist()} "
+            f"with 1 - alpha_prev = {(1 - alpha_prev).tolist()}"
+        )

@@ -38,7 +38,7 @@ import torch
 
 from ddimlib.data import DATA_DIR, load_fashion_mnist, sha256_of
 from ddimlib.metrics import FLOOR_DRAWS, classifier_features, floor_draws, frechet_distance, load_classifier, reference_features
-from ddimlib.models import placement
+from ddimlib.loop import placement
 from ddimlib.oracle import GaussianMixtureEps
 from ddimlib.sampling import sample
 from ddimlib.schedules import Schedule

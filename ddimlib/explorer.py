@@ -25,9 +25,10 @@ from dataclasses import dataclass
 import torch
 
 from ddimlib._validate import require_choice, require_in_range, require_int
-from ddimlib.models import placement
+from ddimlib.loop import placement
 from ddimlib.plotting import figure_png, show_images
-from ddimlib.sampling import EpsModel, sample
+from ddimlib.loop import EpsModel
+from ddimlib.sampling import sample
 from ddimlib.schedules import TAU_KINDS, Schedule
 
 STEP_CHOICES = (5, 10, 20, 50, 100, 200, 500, 1000)  # the S slider's stops

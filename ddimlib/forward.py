@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import torch
 
-from ddimlib._validate import require_alpha, require_floating, require_same_kind, require_same_shape
+from ddimlib._validate import require_alpha, require_floating, require_same_kind, require_same_shape, require_sigma
 from ddimlib.schedules import Schedule
 
 
@@ -40,12 +40,12 @@ def q_sample(x0: torch.Tensor, alpha_t, noise: torch.Tensor) -> torch.Tensor:
     require_same_shape("noise", noise, "x0", x0)
     require_same_kind("noise", noise, "x0", x0)
     require_alpha("alpha_t", alpha_t)
-    return _q_sample(x0, alpha_t, noise)
+    return q_sample_unchecked(x0, alpha_t, noise)
 
 
-def _q_sample(x0: torch.Tensor, alpha_t, noise: torch.Tensor) -> torch.Tensor:
-    """q_sample without its checks, for a training step whose alpha_t comes from a checked Schedule
-    (the check of alpha_t's values would read them back from the device at every step)."""
+def q_sample_unchecked(x0: torch.Tensor, alpha_t, noise: torch.Tensor) -> torch.Tensor:
+    """q_sample without its checks (DDIM Eq. 4), for a training step whose alpha_t comes from a checked Schedule:
+    checking alpha_t's values would read them back from the device at every step."""
     alpha_t = expand_to(alpha_t, x0)
     return alpha_t.sqrt() * x0 + (1 - alpha_t).sqrt() * noise
 
@@ -62,19 +62,6 @@ def predict_eps(x_t: torch.Tensor, x0: torch.Tensor, alpha_t) -> torch.Tensor:
     return (x_t - alpha_t.sqrt() * x0) / (1 - alpha_t).sqrt()
 
 
-def _check_sigma(sigma_t, alpha_prev) -> None:
-    """Eq. 7 needs 1 - alpha_{t-1} - sigma_t^2 >= 0; a float64 rounding slack of 1e-12 is allowed."""
-    sigma_t = torch.as_tensor(sigma_t, dtype=torch.float64)
-    alpha_prev = torch.as_tensor(alpha_prev, dtype=torch.float64)
-    if not torch.isfinite(sigma_t).all() or (sigma_t < 0).any():
-        raise ValueError(f"sigma_t must be finite and >= 0, got {sigma_t.tolist()}")
-    if (sigma_t**2 > 1 - alpha_prev + 1e-12).any():
-        raise ValueError(
-            f"sigma_t must satisfy 0 <= sigma_t^2 <= 1 - alpha_prev (DDIM Eq. 7); got sigma_t = {sigma_t.tolist()} "
-            f"with 1 - alpha_prev = {(1 - alpha_prev).tolist()}"
-        )
-
-
 def _step_coefficients(name: str, x: torch.Tensor, x0: torch.Tensor, alpha_t, alpha_prev, sigma_t):
     """Check the arguments of one step between t-1 and t; return (alpha_t, alpha_prev, sigma_t) broadcast to x."""
     require_floating(name, x)
@@ -82,7 +69,7 @@ def _step_coefficients(name: str, x: torch.Tensor, x0: torch.Tensor, alpha_t, al
     require_same_kind("x0", x0, name, x)
     require_alpha("alpha_t", alpha_t)
     require_alpha("alpha_prev", alpha_prev)
-    _check_sigma(sigma_t, alpha_prev)
+    require_sigma(sigma_t, alpha_prev)
     return tuple(expand_to(c, x) for c in (alpha_t, alpha_prev, sigma_t))
 
 
@@ -141,7 +128,7 @@ def sample_forward_chain(
     sigma = torch.as_tensor(sigma, dtype=torch.float64)
     if sigma.shape != schedule.alpha.shape:
         raise ValueError(f"sigma must have shape (T+1,) = {tuple(schedule.alpha.shape)}, got {tuple(sigma.shape)}")
-    _check_sigma(sigma[2:], schedule.alpha[1:-1])
+    require_sigma(sigma[2:], schedule.alpha[1:-1])
     alpha = schedule.alpha
     chain = x0.new_empty((schedule.T + 1, *x0.shape))
     chain[0] = x0

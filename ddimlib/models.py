@@ -21,14 +21,6 @@ from torch.nn import functional as F
 from ddimlib._validate import require_choice, require_int
 
 
-def placement(eps_model) -> tuple[torch.device, torch.dtype]:
-    """The device and dtype of a model's parameters: where its inputs must be. The CPU and float32 for a
-    plain function or a model without parameters."""
-    parameters = getattr(eps_model, "parameters", None)
-    first = next(iter(parameters()), None) if callable(parameters) else None
-    return (first.device, first.dtype) if first is not None else (torch.device("cpu"), torch.float32)
-
-
 def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
     """Sinusoidal embedding of the paper's timesteps (Vaswani et al. 2017): (B,) -> (B, dim).
 

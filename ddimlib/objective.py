@@ -26,9 +26,9 @@ import math
 
 import torch
 
-from ddimlib._validate import require_floating
-from ddimlib.forward import _check_sigma, _q_sample, expand_to, predict_x0, q_posterior_mean_std
-from ddimlib.sampling import EpsModel, call_model
+from ddimlib._validate import require_floating, require_sigma
+from ddimlib.forward import expand_to, predict_x0, q_posterior_mean_std, q_sample_unchecked
+from ddimlib.loop import EpsModel, call_model
 from ddimlib.schedules import Schedule
 
 
@@ -38,7 +38,7 @@ def x0_coefficient(alpha_t, alpha_prev, sigma_t):
     sigma_t must be admissible, 0 <= sigma_t^2 <= 1 - alpha_{t-1}; at the top of that range rounding can make
     1 - alpha_{t-1} - sigma_t^2 a tiny negative number, which counts as 0 (it gave NaN). Returns float64 tensors.
     """
-    _check_sigma(sigma_t, alpha_prev)
+    require_sigma(sigma_t, alpha_prev)
     rest = torch.as_tensor(1 - alpha_prev - torch.as_tensor(sigma_t, dtype=torch.float64) ** 2, dtype=torch.float64).clamp(min=0)
     return torch.as_tensor(alpha_prev, dtype=torch.float64) ** 0.5 - rest.sqrt() * torch.as_tensor(alpha_t / (1 - alpha_t), dtype=torch.float64) ** 0.5
 
@@ -49,7 +49,7 @@ def _check_chain_sigma(schedule: Schedule, sigma) -> torch.Tensor:
         raise ValueError(f"sigma must have shape (T+1,) = {tuple(schedule.alpha.shape)}, got {tuple(sigma.shape)}")
     if not (sigma[1:] > 0).all():
         raise ValueError(f"sigma_t must be > 0 for t = 1..T for J_sigma to be finite; got min {sigma[1:].min().item()}")
-    _check_sigma(sigma[2:], schedule.alpha[1:-1])
+    require_sigma(sigma[2:], schedule.alpha[1:-1])
     return sigma
 
 
@@ -122,5 +122,5 @@ def l_simple_on(eps_model: EpsModel, x0: torch.Tensor, alpha: torch.Tensor, gene
     loop calls, so that no step copies the table to the device (a copy that waits for the device)."""
     t = torch.randint(1, alpha.numel(), (x0.shape[0],), generator=generator, device=x0.device)
     noise = torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device=x0.device)
-    x_t = _q_sample(x0, alpha[t], noise)  # Eq. 4, unchecked: alpha comes from a checked Schedule
+    x_t = q_sample_unchecked(x0, alpha[t], noise)  # Eq. 4, unchecked: alpha comes from a checked Schedule
     return ((eps_model(x_t, t) - noise) ** 2).mean()

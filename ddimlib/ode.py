@@ -24,8 +24,8 @@ import torch
 from tqdm.auto import tqdm
 
 from ddimlib._validate import require_floating, require_in_range, require_int, require_same_kind, require_same_shape
-from ddimlib.forward import expand_to, predict_x0
-from ddimlib.sampling import EpsModel, ModelOutputs, _check_model, call_model, check_x_T, host_floats
+from ddimlib.forward import expand_to
+from ddimlib.loop import EpsModel, ModelOutputs, call_model, check_model, check_x_T, host_floats
 from ddimlib.schedules import Schedule, resolve_tau
 
 
@@ -99,7 +99,7 @@ def _integrate(eps_model: EpsModel, schedule: Schedule, x: torch.Tensor, grid: l
     first step) is evaluated at t = 1 (see encode). Every step's coefficients are computed before the
     loop, so that the loop reads nothing back from the device.
     """
-    _check_model(eps_model)
+    check_model(eps_model)
     x = check_x_T(x)
     alpha = schedule.alpha[grid]  # float64 on the CPU
     sigma = ode_sigma(alpha)
@@ -181,7 +181,7 @@ def dpm_solver_2m(
     discrete-time model was trained. x_T: (B, ...). Returns x_0.
     Taught in notebooks/05_ode_and_encoding.ipynb.
     """
-    _check_model(eps_model)
+    check_model(eps_model)
     x = check_x_T(x_T)
     grid = _grid(schedule, steps, tau)[::-1]
     # Every step's coefficients in float64 on the CPU; entry k belongs to the step grid[k] -> grid[k + 1].

@@ -15,22 +15,21 @@ notebooks 03 and 05.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Sequence
 
 import torch
 from tqdm.auto import tqdm
 
 from ddimlib._validate import (
     require_choice,
-    require_finite,
-    require_floating,
     require_in_range,
+    require_sigma,
     require_tensor,
 )
-from ddimlib.forward import _check_sigma, expand_to, predict_x0
+from ddimlib.forward import expand_to, predict_x0
+from ddimlib.loop import EpsModel, ModelOutputs, call_model, check_model, check_x_T, host_floats, standard_normal
 from ddimlib.schedules import Schedule, resolve_tau
 
-EpsModel = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 VARIANCES = ("eta", "hat")
 
 
@@ -74,7 +73,7 @@ def ddim_step(
     x_t, eps_pred, noise: (B, ...). alpha_t, alpha_prev, sigma_t: floats or (B,). With noise=None
     the random-noise term is left out (the step's mean).
     """
-    _check_sigma(sigma_t, alpha_prev)
+    require_sigma(sigma_t, alpha_prev)
     x0_pred = predict_x0(x_t, eps_pred, alpha_t)                                   # "predicted x0"
     alpha_prev, sigma_t = expand_to(alpha_prev, x_t), expand_to(sigma_t, x_t)
     x_prev = alpha_prev.sqrt() * x0_pred + (1 - alpha_prev - sigma_t**2).clamp(min=0).sqrt() * eps_pred  # + "direction pointing to x_t"
@@ -92,90 +91,6 @@ class Trajectory:
     tau: torch.Tensor
     x: torch.Tensor
     x0_pred: torch.Tensor
-
-
-def check_x_T(x_T) -> torch.Tensor:
-    require_floating("x_T", x_T)
-    if x_T.ndim < 2:
-        raise ValueError(f"x_T must have shape (B, ...) with a batch dimension, got shape {tuple(x_T.shape)}")
-    return require_finite("x_T", x_T)
-
-
-def host_floats(*coefficients: torch.Tensor) -> tuple[list[float], ...]:
-    """Each step's coefficients, computed at once before a loop as float64 vectors on the CPU, as lists of Python floats
-    that the loop indexes: the one way every sampling loop (sample, ddpm_sample, and ddimlib.ode's) gets its numbers.
-
-    A float scales a tensor inside the kernel that uses it, so the loop reads nothing back from the device and launches
-    nothing for a coefficient; a 0-d device tensor would cost kernels of its own at every step, which on a GPU is a
-    large part of a small model's time (benchmarks/README.md)."""
-    return tuple(c.to(torch.float64).cpu().tolist() for c in coefficients)
-
-
-def call_model(eps_model: EpsModel, x_t: torch.Tensor, t: int, where: str, outputs: "ModelOutputs | None" = None) -> torch.Tensor:
-    """eps_model(x_t, t) with t broadcast to a (B,) int64 tensor, checked for shape and finiteness.
-
-    Inside a sampling loop, pass `outputs`: the finite check is then only recorded on the device, and
-    `outputs.check()` after the loop reads every step's result at once (a read-back inside the loop
-    would make a GPU wait at every step). Without it the output is checked here, at once.
-    """
-    t_batch = torch.full((x_t.shape[0],), t, dtype=torch.int64, device=x_t.device)
-    eps = eps_model(x_t, t_batch)
-    if not isinstance(eps, torch.Tensor) or eps.shape != x_t.shape:
-        shape = tuple(eps.shape) if isinstance(eps, torch.Tensor) else type(eps).__name__
-        raise ValueError(f"eps_model returned {shape} {where} (t={t}); it must return a tensor of x_t's shape {tuple(x_t.shape)}")
-    eps = eps.to(x_t.dtype)
-    if outputs is None:
-        return require_finite("eps_model output", eps, f" {where} (t={t})")
-    outputs.record(eps, f"{where} (t={t})")
-    return eps
-
-
-class ModelOutputs:
-    """The finite check of a loop's model outputs, made without reading anything back inside the loop.
-
-    `record` keeps one sum of each output on its device (a NaN or an infinity anywhere makes the sum
-    non-finite); `check`, called once after the loop, reads all the sums in one transfer and names the
-    first step whose output was not finite. Half-precision outputs are summed in float32, so that
-    finite values cannot overflow the sum. On the meta device, which holds no values, nothing is read.
-    """
-
-    def __init__(self, calls: int, like: torch.Tensor):
-        self._dtype = torch.float32 if like.dtype in (torch.float16, torch.bfloat16) else like.dtype
-        self._sums = torch.zeros(calls, dtype=self._dtype, device=like.device)
-        self._where: list[str] = []
-
-    def record(self, eps: torch.Tensor, where: str) -> None:
-        self._sums[len(self._where)] = eps.sum(dtype=self._dtype)
-        self._where.append(where)
-
-    def check(self) -> None:
-        if self._sums.device.type == "meta":
-            return
-        finite = torch.isfinite(self._sums[: len(self._where)]).tolist()  # the one read-back, after the loop
-        if not all(finite):
-            first = finite.index(False)
-            raise ValueError(
-                f"eps_model output {self._where[first]} contains NaN or infinite values (or values so large that their "
-                f"sum overflows {self._dtype}); all must be finite ({finite.count(False)} of the loop's {len(finite)} "
-                f"model outputs were not; this is the first)"
-            )
-
-
-def _check_model(eps_model) -> None:
-    if not callable(eps_model):
-        raise TypeError(f"eps_model must be callable as eps_model(x_t, t), got {type(eps_model).__name__}")
-
-
-def standard_normal(x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-    """Noise of x's shape, dtype and device, drawn from `generator` on the generator's own device.
-
-    A CPU generator thus gives the same noise whether x is on the CPU or on a GPU, so samples can be
-    compared across devices; the draw is copied over without waiting for the device (non_blocking: the
-    copy from ordinary host memory is staged before the call returns). A generator on x's device
-    draws there, with no copy, and other numbers.
-    """
-    device = generator.device if generator is not None else x.device
-    return torch.randn(x.shape, generator=generator, dtype=x.dtype, device=device).to(x.device, non_blocking=True)
 
 
 @torch.no_grad()
@@ -202,7 +117,7 @@ def sample(
 
     Returns x_0 of x_T's shape, or (x_0, Trajectory) if return_trajectory.
     """
-    _check_model(eps_model)
+    check_model(eps_model)
     require_tensor("schedule.alpha", getattr(schedule, "alpha", None))
     x = check_x_T(x_T)
     variance = require_choice("variance", variance, VARIANCES)
@@ -212,7 +127,7 @@ def sample(
     # Every step's coefficients at once, in float64 on the CPU: entry i - 1 belongs to the step tau_i -> tau_{i-1}.
     alpha_t, alpha_prev = schedule.alpha[tau_full[1:]], schedule.alpha[tau_full[:-1]]
     sigma_t = sigma_eta(alpha_t, alpha_prev, 1.0 if variance == "hat" else eta)  # Eq. 12 uses the eta = 1 mean for "hat"
-    _check_sigma(sigma_t, alpha_prev)
+    require_sigma(sigma_t, alpha_prev)
     noise_std = sigma_hat(alpha_t, alpha_prev) if variance == "hat" else sigma_t
     adds_noise = ((noise_std > 0) & (tau_full[:-1] > 0)).tolist()  # the last step, to t = 0, adds none (host values)
     sqrt_one_minus_alpha_t, sqrt_alpha_t, sqrt_alpha_prev, direction, noise_std = host_floats(
@@ -255,7 +170,7 @@ def ddpm_sample(
 
     Returns x_0, or (x_0, Trajectory) if return_trajectory (x0_pred from Eq. 9 for inspection).
     """
-    _check_model(eps_model)
+    check_model(eps_model)
     x = check_x_T(x_T)
     T, alpha, beta = schedule.T, schedule.alpha, schedule.beta  # float64 on the CPU, indexed by t = 0..T
     zero = alpha.new_zeros(1)

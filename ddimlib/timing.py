@@ -20,7 +20,7 @@ from typing import Callable, Sequence
 import torch
 
 from ddimlib._validate import require_int
-from ddimlib.sampling import EpsModel, ModelOutputs, call_model
+from ddimlib.loop import EpsModel, ModelOutputs, call_model
 
 
 def interleaved_medians(fns: dict[str, Callable[[], object]], repeats: int = 5) -> dict[str, float]:

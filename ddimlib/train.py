@@ -39,7 +39,7 @@ import torch
 from ddimlib import metrics
 from ddimlib.data import TOY_SETS, load_digits, load_fashion_mnist, toy_2d
 from ddimlib.experiments import SAMPLE_BATCH, sample_set
-from ddimlib.models import placement
+from ddimlib.loop import placement
 from ddimlib.training import Trainer, TrainConfig, default_batch_size, load_checkpoint, load_model, pick_device, save_atomic
 
 IMAGE_SETS = ("digits", "fashion_mnist")

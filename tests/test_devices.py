@@ -16,7 +16,8 @@ import torch
 from ddimlib.explorer import explore
 from ddimlib.models import build_model
 from ddimlib.ode import decode, dpm_solver_2m, encode
-from ddimlib.sampling import ModelOutputs, ddpm_sample, sample
+from ddimlib.loop import ModelOutputs
+from ddimlib.sampling import ddpm_sample, sample
 from ddimlib.schedules import linear_schedule
 from ddimlib.train import DEFAULT_MODELS
 from ddimlib.training import LOSS_READ_EVERY, Trainer, TrainConfig

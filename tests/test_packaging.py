@@ -57,3 +57,15 @@ def test_readme_time_table_is_the_last_recorded_run():
         seconds = float(value) * (60 if unit == "min" else 1)
         assert abs(seconds - record["seconds"][name]) <= 0.3 * record["seconds"][name], (name, seconds, record["seconds"][name])
     assert record["date"] in readme and record["machine"] in readme and not record["failed"]
+
+
+def test_no_module_imports_another_modules_private_name():
+    """A name two modules need is public in the module whose job it is (ddimlib._validate's checks are public names)."""
+    import ast
+
+    offenders = []
+    for path in sorted((ROOT / "ddimlib").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("ddimlib"):
+                offenders += [f"{path.relative_to(ROOT)}: {node.module}.{alias.name}" for alias in node.names if alias.name.startswith("_")]
+    assert offenders == []
