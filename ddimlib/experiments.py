@@ -42,7 +42,7 @@ from ddimlib.loop import placement
 from ddimlib.oracle import GaussianMixtureEps
 from ddimlib.sampling import sample
 from ddimlib.schedules import Schedule
-from ddimlib.training import load_checkpoint, load_model, pick_device
+from ddimlib.training import TrainConfig, load_checkpoint, load_model, pick_device
 
 RESULTS_DIR = DATA_DIR / "results"
 CHECKPOINTS = DATA_DIR / "checkpoints"
@@ -61,6 +61,7 @@ TABLE1_DEFAULTS = {
     "fashion_mnist": (CHECKPOINTS / "fashion_unet.pt", 1000, 4, 2, RESULTS_DIR / "table1_fashion_mnist.json"),
 }
 REGIME_STEPS = [10, 20, 50, 100]
+REGIME_MODELS = ("oracle", "early", "shipped")
 REGIME_ETAS = (0.0, 1.0)
 ORACLE_IMAGES, ORACLE_STD = 4000, 0.05  # the smooth density: 4,000 training images, each a Gaussian of this std
 ORACLE_REFERENCE = 10_000  # exact draws of the oracle's density that its samples are scored against (as many as the test images)
@@ -146,7 +147,7 @@ def regime_map(models: dict, schedule: Schedule, samples: int, replicates: int, 
     from tqdm.auto import tqdm
 
     classifier = load_classifier(dataset="fashion_mnist")
-    result = {"fd": dict((done or {}).get("fd", {})), "floor": {}}
+    result = {"fd": dict((done or {}).get("fd", {})), "floor": dict((done or {}).get("floor", {}))}
     for name, (eps_model, density) in models.items():
         if density is None:
             reference = reference_features("fashion_mnist")
@@ -168,12 +169,16 @@ def regime_map(models: dict, schedule: Schedule, samples: int, replicates: int, 
                 result["fd"][cell] = scores[str(samples)]
                 if save is not None:
                     save(result)
+        if name in result["floor"]:
+            continue
         if density is None:
             result["floor"][name] = floor_draws(samples, dataset="fashion_mnist")["fd"].tolist()
         else:
             generator = torch.Generator().manual_seed(SEED - 2)
             draws = (density.sample(samples, generator=generator).float().reshape(-1, 1, 28, 28) for _ in range(FLOOR_DRAWS))
             result["floor"][name] = [frechet_distance(classifier_features(x, classifier), reference) for x in draws]
+        if save is not None:
+            save(result)
     return result
 
 
@@ -227,7 +232,7 @@ def plot_regime(result: dict, path: Path) -> Path:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.4, 3.8), dpi=130)
-    for k, model in enumerate(result["models"]):
+    for k, model in enumerate(name for name in REGIME_MODELS if name in result["floor"]):
         floor = torch.tensor(result["floor"][model], dtype=torch.float64).mean()
         for eta, style in zip(result["etas"], ("-", "--")):
             values = [torch.tensor(result["fd"][regime_name(model, eta, s)], dtype=torch.float64) for s in result["steps"]]
@@ -262,11 +267,17 @@ def unfinished(out: Path, settings: dict) -> dict | None:
     previous = json.loads(out.read_text())
     if previous.get("complete", True):
         return None  # a finished result is recomputed from scratch
-    differ = {key: (previous.get(key), value) for key, value in settings.items() if previous.get(key) != value}
+    agrees = lambda old, new: (all(old[k] == new[k] for k in old.keys() & new.keys()) if isinstance(old, dict) and isinstance(new, dict)
+                               else old == new)  # a dict of models agrees on the models both hold
+    differ = {key: (previous.get(key), value) for key, value in settings.items() if not agrees(previous.get(key), value)}
     if differ:
         raise SystemExit(f"{out} holds an unfinished run with other settings ({differ}: was, now); "
                          "resume it with its own settings, or give another --out")
     return previous
+
+
+def _model_record(path: Path) -> dict:
+    return {"file": path.name, "sha256": sha256_of(path), "steps": int(load_checkpoint(path)["step"])}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -275,8 +286,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dataset", choices=list(TABLE1_DEFAULTS), help="table1: digits (default) or fashion_mnist; regime: fashion_mnist only")
     parser.add_argument("--model", type=Path, help="a UNet export (default: the data set's sweep model in data/checkpoints/)")
     parser.add_argument("--early-model", type=Path, default=CHECKPOINTS / "fashion_unet_early.pt", help="regime: the early checkpoint")
+    parser.add_argument("--models", default=",".join(REGIME_MODELS),
+                        help=f"regime: which of {', '.join(REGIME_MODELS)} to compute now (default all; a run of some is resumed with the rest)")
     parser.add_argument("--samples", type=int, help="images per set (default: digits 2,000, Fashion-MNIST 1,000)")
-    parser.add_argument("--replicates", type=int, help="independent sets per cell (default: digits 6, Fashion-MNIST 4)")
+    parser.add_argument("--replicates", type=int, help="independent sets per cell (default: digits 6, Fashion-MNIST 4, regime 6)")
     parser.add_argument("--replicates-1000", type=int, help="table1: sets per 1000-step cell other than eta = 1 and sigma-hat "
                                                             "(default 2; 0 leaves those cells out, where a CPU's time is short)")
     parser.add_argument("--device", help="cuda, mps or cpu (default: the best available)")
@@ -285,9 +298,12 @@ def main(argv: list[str] | None = None) -> int:
     dataset = args.dataset or ("fashion_mnist" if args.experiment == "regime" else "digits")
     if args.experiment == "regime" and dataset != "fashion_mnist":
         parser.error(f"the regime map is on fashion_mnist, not {dataset!r}")
+    chosen = [name for name in args.models.split(",") if name]
+    if args.experiment == "regime" and (not chosen or set(chosen) - set(REGIME_MODELS)):
+        parser.error(f"--models must name some of {', '.join(REGIME_MODELS)}, got {args.models!r}")
     model, samples, replicates, replicates_1000, out = TABLE1_DEFAULTS[dataset]
     if args.experiment == "regime":
-        out, replicates = RESULTS_DIR / "regime_fashion_mnist.json", 3
+        out, replicates = RESULTS_DIR / "regime_fashion_mnist.json", 6
     model, out = args.model or model, args.out or out
     samples, replicates = args.samples or samples, args.replicates or replicates
     replicates_1000 = replicates_1000 if args.replicates_1000 is None else args.replicates_1000
@@ -297,34 +313,48 @@ def main(argv: list[str] | None = None) -> int:
     command = "python -m ddimlib.experiments " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
     started = time.monotonic()
     device = pick_device(args.device)
-    eps_model, config = load_model(model, device=device, expect_model="unet")
-    settings = {"experiment": args.experiment, "dataset": dataset, "model": model.name, "model_sha256": sha256_of(model),
-                "model_steps": int(load_checkpoint(model)["step"]), "samples": samples, "replicates": replicates}
+    settings = {"experiment": args.experiment, "dataset": dataset, "samples": samples, "replicates": replicates}
     if args.experiment == "table1":
-        settings |= {"replicates_1000": replicates_1000, "steps": STEPS, "rows": list(ROWS),
+        eps_model, config = load_model(model, device=device, expect_model="unet")
+        record = _model_record(model)
+        settings |= {"model": record["file"], "model_sha256": record["sha256"], "model_steps": record["steps"],
+                     "replicates_1000": replicates_1000, "steps": STEPS, "rows": list(ROWS),
                      "sampler": "ddimlib.sampling.sample, linear tau unless the cell says quadratic",
                      "reference": "500 held-out digits" if dataset == "digits" else "the 10,000 Fashion-MNIST test images"}
     else:
-        settings |= {"early_model": args.early_model.name, "early_model_sha256": sha256_of(args.early_model),
-                     "early_model_steps": int(load_checkpoint(args.early_model)["step"]), "steps": REGIME_STEPS, "etas": list(REGIME_ETAS),
-                     "oracle": f"{ORACLE_IMAGES:,} Fashion-MNIST training images (the first), each a Gaussian of std {ORACLE_STD}",
-                     "models": ["oracle", "shipped", "early"]}
+        schedule = TrainConfig().schedule()  # every model here is trained on the default linear schedule (checked below)
+        oracle = smooth_oracle(load_fashion_mnist("train").images[:ORACLE_IMAGES], ORACLE_STD, schedule)
+        models, records = {}, {}
+        for name in chosen:
+            if name == "oracle":
+                models[name] = (oracle, oracle)
+                records[name] = {"images": ORACLE_IMAGES, "std": ORACLE_STD,
+                                 "what": f"the first {ORACLE_IMAGES:,} Fashion-MNIST training images, each a Gaussian of std {ORACLE_STD}"}
+                continue
+            path = args.early_model if name == "early" else model
+            network, config = load_model(path, device=device, expect_model="unet")
+            if not torch.equal(config.schedule().alpha, schedule.alpha):
+                raise SystemExit(f"{path} was trained on another schedule than the oracle's (T = {config.T})")
+            models[name], records[name] = (network, None), _model_record(path)
+        settings |= {"steps": REGIME_STEPS, "etas": list(REGIME_ETAS), "models": records}
     previous = unfinished(out, settings)
+    if previous is not None and "models" in settings:
+        settings["models"] = previous["models"] | settings["models"]  # the models an earlier run computed stay in the record
     runs = (previous or {}).get("runs", [])
     save = lambda cells: write_json(settings | cells | {"complete": False, "runs": runs + [provenance(command, started, device)]}, out)
     if args.experiment == "table1":
         cells = table1(eps_model, config.schedule(), samples, replicates, replicates_1000, dataset=dataset, done=previous, save=save)
+        complete = True
     else:
-        early, _ = load_model(args.early_model, device=device, expect_model="unet")
-        oracle = smooth_oracle(load_fashion_mnist("train").images[:ORACLE_IMAGES], ORACLE_STD, config.schedule())
-        models = {"oracle": (oracle, oracle), "shipped": (eps_model, None), "early": (early, None)}
-        cells = regime_map(models, config.schedule(), samples, replicates, done=previous, save=save)
+        cells = regime_map(models, schedule, samples, replicates, done=previous, save=save)
+        complete = set(cells["floor"]) == set(REGIME_MODELS)
     runs = runs + [provenance(command, started, device)]
-    result = settings | cells | {"complete": True, "runs": runs}
+    result = settings | cells | {"complete": complete, "runs": runs}
     result["provenance"] = runs[-1] | {"wall_seconds": round(sum(run["wall_seconds"] for run in runs), 1), "sessions": len(runs)}
     write_json(result, out)
     figure = (plot_table1 if args.experiment == "table1" else plot_regime)(result, out.with_suffix(".png"))
-    print(f"wrote {out} and {figure} in {result['provenance']['wall_seconds'] / 60:.1f} min")
+    print(f"wrote {out} and {figure} in {result['provenance']['wall_seconds'] / 60:.1f} min" + ("" if complete else " (models still to compute: "
+          + ", ".join(name for name in REGIME_MODELS if name not in cells.get("floor", {})) + ")"))
     return 0
 
 

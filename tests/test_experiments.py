@@ -104,3 +104,13 @@ def test_the_regime_map_scores_each_model_against_its_own_distribution(monkeypat
     assert math.isclose(result["fd"]["oracle, eta=1, S=5"][1], again, rel_tol=1e-9)
     # the oracle's samples are images of its density, far closer to it than the untrained UNet's noise is to the data
     assert max(result["fd"]["oracle, eta=0, S=5"]) < min(result["fd"]["model, eta=0, S=5"])
+
+
+def test_a_regime_map_computed_model_by_model_resumes_with_the_models_it_has(tmp_path):
+    """Models computed in an earlier run stay; a run that adds one agrees with it; a changed model is refused."""
+    out = tmp_path / "r.json"
+    oracle = {"images": 4000, "std": 0.05}
+    experiments.write_json({"samples": 1000, "models": {"oracle": oracle}, "complete": False, "fd": {}}, out)
+    assert experiments.unfinished(out, {"samples": 1000, "models": {"oracle": oracle, "early": {"sha256": "ab"}}}) is not None
+    with pytest.raises(SystemExit, match="other settings"):
+        experiments.unfinished(out, {"samples": 1000, "models": {"oracle": oracle | {"std": 0.1}}})
