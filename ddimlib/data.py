@@ -14,6 +14,7 @@ Used by notebooks/03_training.ipynb and ddimlib.train.
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import math
@@ -93,6 +94,16 @@ def sha256_of(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
+@functools.lru_cache(maxsize=2)
+def _digits_table(path: Path, mtime_ns: int) -> np.ndarray:
+    """The digits file verified and parsed, once per process (and again if the file changes)."""
+    found = sha256_of(path)
+    if found != DIGITS_SHA256:
+        raise ValueError(f"{path} has sha256 {found}, expected {DIGITS_SHA256}; the file is damaged or was replaced")
+    with gzip.open(path, "rt") as f:
+        return np.loadtxt(f, delimiter=",", dtype=np.float32)
+
+
 def load_digits(split: str = "train") -> ImageSplit:
     """The 8x8 digits (UCI / scikit-learn), verified by sha256, scaled from 0..16 to [-1, 1].
 
@@ -102,12 +113,8 @@ def load_digits(split: str = "train") -> ImageSplit:
     split = require_choice("split", split, ("train", "test", "all"))
     if not DIGITS_FILE.exists():
         raise FileNotFoundError(f"the embedded digits file {DIGITS_FILE} is missing; it ships with the repository")
-    found = sha256_of(DIGITS_FILE)
-    if found != DIGITS_SHA256:
-        raise ValueError(f"{DIGITS_FILE} has sha256 {found}, expected {DIGITS_SHA256}; the file is damaged or was replaced")
-    with gzip.open(DIGITS_FILE, "rt") as f:
-        table = np.loadtxt(f, delimiter=",", dtype=np.float32)
-    images = torch.from_numpy(table[:, :64]).reshape(-1, 1, 8, 8) / 8.0 - 1.0
+    table = _digits_table(DIGITS_FILE, DIGITS_FILE.stat().st_mtime_ns)
+    images = torch.from_numpy(table[:, :64]).reshape(-1, 1, 8, 8) / 8.0 - 1.0  # new tensors: the cached table stays as read
     labels = torch.from_numpy(table[:, 64]).long()
     if split == "all":
         return ImageSplit(images, labels)
@@ -168,6 +175,14 @@ def parse_idx(raw: bytes) -> np.ndarray:
     if data.size != int(np.prod(shape)):
         raise ValueError(f"IDX file is truncated: header says shape {shape} but {data.size} values follow")
     return data.reshape(shape)
+
+
+@functools.lru_cache(maxsize=4)
+def _parsed_idx(path: Path, sha256: str, mtime_ns: int, size: int) -> np.ndarray:
+    """An IDX file verified and parsed, once per process for each file as it is on disk (read-only array)."""
+    array = parse_idx(_read_verified(path, sha256))
+    array.flags.writeable = False
+    return array
 
 
 def _read_verified(path: Path, sha256: str) -> bytes:
@@ -241,7 +256,8 @@ def load_idx_dataset(name: str, split: str = "train", cache_dir: Path | None = N
     prefix = "train" if split == "train" else "t10k"
     files = [f"{prefix}-images-idx3-ubyte.gz", f"{prefix}-labels-idx1-ubyte.gz"]
     folder = find_idx_folder(name, files, cache_dir, download)
-    images, labels = (parse_idx(_read_verified(folder / file, IDX_SOURCES[name][1][file])) for file in files)
+    stats = [(folder / file).stat() for file in files]
+    images, labels = (_parsed_idx(folder / file, IDX_SOURCES[name][1][file], stat.st_mtime_ns, stat.st_size) for file, stat in zip(files, stats))
     return ImageSplit(torch.from_numpy(images.astype(np.float32)).unsqueeze(1) / 127.5 - 1.0, torch.from_numpy(labels.astype(np.int64)))
 
 
