@@ -197,56 +197,50 @@ def provenance(command: str, started: float, device: torch.device) -> dict:
     }
 
 
+def _ratio_curve(ax, values: list[torch.Tensor], steps: list[int], floor: torch.Tensor, **style) -> None:
+    """One curve of FD / floor against S: the mean of each cell's replicates, with its standard error."""
+    mean = torch.stack([v.mean() for v in values]) / floor
+    se = torch.stack([v.std() / len(v) ** 0.5 if len(v) > 1 else torch.tensor(0.0, dtype=torch.float64) for v in values]) / floor
+    ax.errorbar(steps, mean, se, marker="o", capsize=3, **style)
+
+
+def _save_figure(fig, ax, path: Path, title: str, ylabel: str) -> Path:
+    ax.axhline(1, color="k", lw=0.8)
+    ax.set(xscale="log", yscale="log", xlabel="S = dim(tau)", ylabel=ylabel, title=title)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path)
+    return path
+
+
 def plot_table1(result: dict, path: Path) -> Path:
     """FD / floor against S for every row at the largest n, with standard errors; written as a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     n = str(result["samples"])
-    floor = torch.tensor(result["floor"][n]).mean()
-    fig, ax = plt.subplots(figsize=(6, 3.6), dpi=130)
+    floor = torch.tensor(result["floor"][n], dtype=torch.float64).mean()
+    fig = Figure(figsize=(6, 3.6), dpi=130)
+    ax = fig.subplots()
     for k, row in enumerate(ROWS):
         steps = [s for s in result["steps"] if cell_name(row, s) in result["fd"]]  # a table may leave out 1000-step cells
         values = [torch.tensor(result["fd"][cell_name(row, s)][n], dtype=torch.float64) for s in steps]
-        mean = torch.stack([v.mean() for v in values]) / floor
-        se = torch.stack([v.std() / len(v) ** 0.5 if len(v) > 1 else torch.tensor(0.0, dtype=torch.float64) for v in values]) / floor
-        ax.errorbar(steps, mean, se, marker="o", capsize=3, color=f"C{k}", label=row)
-    ax.axhline(1, color="k", lw=0.8)
+        _ratio_curve(ax, values, steps, floor, color=f"C{k}", label=row)
     data = {"digits": "digits", "fashion_mnist": "Fashion-MNIST"}[result.get("dataset", "digits")]
-    ax.set(xscale="log", yscale="log", xlabel="S = dim(tau)", ylabel="FD / data floor",
-           title=f"Table 1 on {data}: {result['replicates']} x {int(n):,} samples per cell")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save_figure(fig, ax, path, f"Table 1 on {data}: {result['replicates']} x {int(n):,} samples per cell", "FD / data floor")
 
 
 def plot_regime(result: dict, path: Path) -> Path:
     """FD / floor against S for each model, eta = 0 solid and eta = 1 dashed, with standard errors; a PNG."""
-    import matplotlib
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.4, 3.8), dpi=130)
+    fig = Figure(figsize=(6.4, 3.8), dpi=130)
+    ax = fig.subplots()
     for k, model in enumerate(name for name in REGIME_MODELS if name in result["floor"]):
         floor = torch.tensor(result["floor"][model], dtype=torch.float64).mean()
         for eta, style in zip(result["etas"], ("-", "--")):
             values = [torch.tensor(result["fd"][regime_name(model, eta, s)], dtype=torch.float64) for s in result["steps"]]
-            mean = torch.stack([v.mean() for v in values]) / floor
-            se = torch.stack([v.std() / len(v) ** 0.5 for v in values]) / floor
-            ax.errorbar(result["steps"], mean, se, ls=style, marker="o", capsize=3, color=f"C{k}", label=f"{model}, eta = {eta:g}")
-    ax.axhline(1, color="k", lw=0.8)
-    ax.set(xscale="log", yscale="log", xlabel="S = dim(tau)", ylabel="FD / its floor",
-           title=f"When eta = 0 wins: {result['replicates']} x {result['samples']:,} samples per cell")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+            _ratio_curve(ax, values, result["steps"], floor, ls=style, color=f"C{k}", label=f"{model}, eta = {eta:g}")
+    return _save_figure(fig, ax, path, f"When eta = 0 wins: {result['replicates']} x {result['samples']:,} samples per cell", "FD / its floor")
 
 
 def write_json(result: dict, path: Path) -> Path:
