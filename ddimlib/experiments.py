@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import shlex
 import subprocess
 import sys
@@ -36,13 +35,14 @@ from typing import Callable
 
 import torch
 
+from ddimlib.checkpoints import hardware, load_checkpoint, write_json
 from ddimlib.data import DATA_DIR, load_fashion_mnist, sha256_of
 from ddimlib.metrics import FLOOR_DRAWS, classifier_features, floor_draws, frechet_distance, load_classifier, reference_features
 from ddimlib.loop import placement
 from ddimlib.oracle import GaussianMixtureEps
 from ddimlib.sampling import sample
 from ddimlib.schedules import Schedule
-from ddimlib.training import TrainConfig, load_checkpoint, load_model, pick_device
+from ddimlib.training import TrainConfig, load_model, pick_device
 
 RESULTS_DIR = DATA_DIR / "results"
 CHECKPOINTS = DATA_DIR / "checkpoints"
@@ -192,8 +192,7 @@ def provenance(command: str, started: float, device: torch.device) -> dict:
         "commit": commit or "unknown",
         "date": time.strftime("%Y-%m-%d"),
         "wall_seconds": round(time.monotonic() - started, 1),
-        "hardware": {"device": str(device) + (f" ({torch.cuda.get_device_name()})" if device.type == "cuda" else ""),
-                     "cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(), "torch": str(torch.__version__)},
+        "hardware": hardware(device),
     }
 
 
@@ -241,15 +240,6 @@ def plot_regime(result: dict, path: Path) -> Path:
             values = [torch.tensor(result["fd"][regime_name(model, eta, s)], dtype=torch.float64) for s in result["steps"]]
             _ratio_curve(ax, values, result["steps"], floor, ls=style, color=f"C{k}", label=f"{model}, eta = {eta:g}")
     return _save_figure(fig, ax, path, f"When eta = 0 wins: {result['replicates']} x {result['samples']:,} samples per cell", "FD / its floor")
-
-
-def write_json(result: dict, path: Path) -> Path:
-    """The result as JSON at `path`, written atomically (a temporary file beside it, then a rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(json.dumps(result, indent=1) + "\n")
-    temporary.replace(path)
-    return path
 
 
 def unfinished(out: Path, settings: dict) -> dict | None:
@@ -335,7 +325,7 @@ def main(argv: list[str] | None = None) -> int:
     if previous is not None and "models" in settings:
         settings["models"] = previous["models"] | settings["models"]  # the models an earlier run computed stay in the record
     runs = (previous or {}).get("runs", [])
-    save = lambda cells: write_json(settings | cells | {"complete": False, "runs": runs + [provenance(command, started, device)]}, out)
+    save = lambda cells: write_json(settings | cells | {"complete": False, "runs": runs + [provenance(command, started, device)]}, out, indent=1)
     if args.experiment == "table1":
         cells = table1(eps_model, config.schedule(), samples, replicates, replicates_1000, dataset=dataset, done=previous, save=save)
         complete = True
@@ -345,7 +335,7 @@ def main(argv: list[str] | None = None) -> int:
     runs = runs + [provenance(command, started, device)]
     result = settings | cells | {"complete": complete, "runs": runs}
     result["provenance"] = runs[-1] | {"wall_seconds": round(sum(run["wall_seconds"] for run in runs), 1), "sessions": len(runs)}
-    write_json(result, out)
+    write_json(result, out, indent=1)
     figure = (plot_table1 if args.experiment == "table1" else plot_regime)(result, out.with_suffix(".png"))
     print(f"wrote {out} and {figure} in {result['provenance']['wall_seconds'] / 60:.1f} min" + ("" if complete else " (models still to compute: "
           + ", ".join(name for name in REGIME_MODELS if name not in cells.get("floor", {})) + ")"))

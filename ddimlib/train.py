@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import shlex
 import sys
 import time
@@ -40,7 +39,8 @@ from ddimlib import metrics
 from ddimlib.data import TOY_SETS, load_digits, load_fashion_mnist, toy_2d
 from ddimlib.experiments import SAMPLE_BATCH, sample_set
 from ddimlib.loop import placement
-from ddimlib.training import Trainer, TrainConfig, default_batch_size, load_checkpoint, load_model, pick_device, save_atomic
+from ddimlib.checkpoints import hardware as hardware_record, load_checkpoint, save_atomic, write_json
+from ddimlib.training import Trainer, TrainConfig, default_batch_size, load_model, pick_device
 
 IMAGE_SETS = ("digits", "fashion_mnist")
 DATASETS = IMAGE_SETS + TOY_SETS
@@ -144,7 +144,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     command = "python -m ddimlib.train " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
-    hardware = {"device": None, "cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(), "torch": str(torch.__version__)}
+    hardware = hardware_record()
     if args.evaluate:
         return evaluate_command(args, command, hardware)
     return (train_classifier_command if args.classifier else train_model_command)(args, command, hardware)
@@ -209,7 +209,7 @@ def train_model_command(args: argparse.Namespace, command: str, hardware: dict) 
                              lr=args.lr or 2e-3, seed=args.seed, compile=args.compile,
                              ema_warmup=10 if args.dataset == "fashion_mnist" else 0)
         trainer = Trainer(config, data, args.device)
-    hardware["device"] = str(trainer.device) + (f" ({torch.cuda.get_device_name()})" if trainer.device.type == "cuda" else "")
+    hardware["device"] = hardware_record(trainer.device)["device"]
     print(f"training {trainer.config.model} on {args.dataset} on {trainer.device} from step {trainer.step}, "
           f"batch {trainer.config.batch_size}{', compiled' if trainer.config.compile else ''}", flush=True)
     state_path = args.out.with_name(args.out.name + ".state")
@@ -254,11 +254,7 @@ def train_model_command(args: argparse.Namespace, command: str, hardware: dict) 
 
 def write_sidecar(out: Path, report: dict) -> Path:
     """The run's report as JSON next to the export (out with the suffix .json), written atomically."""
-    sidecar = out.with_suffix(".json")
-    temporary = sidecar.with_name(f".{sidecar.name}.tmp")
-    temporary.write_text(json.dumps(report, indent=2) + "\n")
-    temporary.replace(sidecar)
-    return sidecar
+    return write_json(report, out.with_suffix(".json"))
 
 
 def save_run(trainer: Trainer, out: Path, report: dict) -> None:

@@ -20,9 +20,6 @@ Taught in notebooks/03_training.ipynb; driven from the shell by `python -m ddiml
 from __future__ import annotations
 
 import json
-import os
-import pickle
-import tempfile
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -33,11 +30,11 @@ from torch.optim.swa_utils import AveragedModel
 from tqdm.auto import tqdm
 
 from ddimlib._validate import require_choice, require_int
+from ddimlib.checkpoints import CHECKPOINT_FORMAT, load_checkpoint, load_weights, save_atomic
 from ddimlib.models import MODEL_KINDS, build_model
 from ddimlib.objective import l_simple_on
 from ddimlib.schedules import Schedule, linear_schedule
 
-CHECKPOINT_FORMAT = "ddimlib-checkpoint-v1"
 LOSS_READ_EVERY = 50  # training steps between reads of the losses from the device (the bar's refresh)
 
 
@@ -251,7 +248,7 @@ class Trainer:
         if state["kind"] != "training":
             raise ValueError(f"{path} is an inference export (EMA weights only) and cannot be resumed; use load_model")
         trainer = cls(TrainConfig(**state["config"]), data, device)
-        _load_weights(trainer.model, state["model"], path)
+        load_weights(trainer.model, state["model"], path)
         trainer.ema.load_state_dict(state["ema"])
         trainer.optimizer.load_state_dict(state["optimizer"])
         trainer.step = int(state["step"])
@@ -276,57 +273,6 @@ class Trainer:
         return save_atomic(state, path)
 
 
-def save_atomic(state: dict, path: str | Path) -> Path:
-    """torch.save to a temporary file in the same folder, fsync, then os.replace onto `path`."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temporary, 0o666 & ~umask)  # mkstemp makes 0600 files; give the usual permissions
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
-    return path
-
-
-def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
-    """Load a ddimlib checkpoint with torch.load(weights_only=True); never runs pickled code.
-
-    Raises FileNotFoundError if missing, ValueError if the file is truncated, not a checkpoint, or
-    holds anything but tensors and plain containers (a pickle that would execute code).
-    """
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
-    try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as error:
-        raise ValueError(
-            f"refusing to load {path}: it holds objects that only a full unpickle could build "
-            f"(which can execute code); ddimlib checkpoints hold tensors and plain containers only ({error})"
-        ) from error
-    except (RuntimeError, EOFError, OSError) as error:
-        raise ValueError(f"{path} is truncated or not a ddimlib checkpoint ({error})") from error
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path} is not a ddimlib checkpoint (expected format {CHECKPOINT_FORMAT!r})")
-    return state
-
-
-def _load_weights(model: torch.nn.Module, weights: dict, path) -> None:
-    try:
-        model.load_state_dict(weights)
-    except RuntimeError as error:
-        raise ValueError(f"{path} holds weights of another architecture than its config builds: {str(error)[:300]}") from error
-
-
 def load_model(path: str | Path, device: str | torch.device = "cpu", expect_model: str | None = None):
     """The EMA noise predictor of a checkpoint (training or inference), in eval mode, and its TrainConfig.
 
@@ -341,5 +287,5 @@ def load_model(path: str | Path, device: str | torch.device = "cpu", expect_mode
         weights = {k.removeprefix("module."): v for k, v in state["ema"].items() if k.startswith("module.")}
     else:
         weights = state["model"]
-    _load_weights(model, weights, path)
+    load_weights(model, weights, path)
     return model.to(device).eval(), config

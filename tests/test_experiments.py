@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from ddimlib import experiments
+from ddimlib.checkpoints import write_json
 from ddimlib.data import load_digits
 from ddimlib.metrics import classifier_features, frechet_distance, load_classifier
 from ddimlib.models import UNetConfig, UNetEps
@@ -72,12 +73,12 @@ def test_a_stopped_table_resumes_its_cells_and_ends_where_a_straight_run_does(tm
 
 def test_an_unfinished_run_with_other_settings_is_refused_not_overwritten(tmp_path):
     out = tmp_path / "t.json"
-    experiments.write_json({"samples": 8, "complete": False, "fd": {"eta=0, S=2": {"8": [1.0]}}}, out)
+    write_json({"samples": 8, "complete": False, "fd": {"eta=0, S=2": {"8": [1.0]}}}, out)
     assert experiments.unfinished(out, {"samples": 8})["fd"] == {"eta=0, S=2": {"8": [1.0]}}
     with pytest.raises(SystemExit, match="unfinished run with other settings"):
         experiments.unfinished(out, {"samples": 16})
     assert json.loads(out.read_text())["samples"] == 8
-    experiments.write_json({"samples": 8, "complete": True}, out)
+    write_json({"samples": 8, "complete": True}, out)
     assert experiments.unfinished(out, {"samples": 16}) is None   # a finished table is recomputed, not resumed
 
 
@@ -110,7 +111,7 @@ def test_a_regime_map_computed_model_by_model_resumes_with_the_models_it_has(tmp
     """Models computed in an earlier run stay; a run that adds one agrees with it; a changed model is refused."""
     out = tmp_path / "r.json"
     oracle = {"images": 4000, "std": 0.05}
-    experiments.write_json({"samples": 1000, "models": {"oracle": oracle}, "complete": False, "fd": {}}, out)
+    write_json({"samples": 1000, "models": {"oracle": oracle}, "complete": False, "fd": {}}, out)
     assert experiments.unfinished(out, {"samples": 1000, "models": {"oracle": oracle, "early": {"sha256": "ab"}}}) is not None
     with pytest.raises(SystemExit, match="other settings"):
         experiments.unfinished(out, {"samples": 1000, "models": {"oracle": oracle | {"std": 0.1}}})

@@ -8,7 +8,8 @@ import torch
 
 from ddimlib import train as train_cli
 from ddimlib.data import toy_2d
-from ddimlib.training import Trainer, TrainConfig, load_checkpoint, load_model, save_atomic
+from ddimlib.checkpoints import load_checkpoint, save_atomic
+from ddimlib.training import Trainer, TrainConfig, load_model
 
 SMALL = dict(dataset="two_moons", model="mlp", model_config={"data_dim": 2, "hidden": 32, "depth": 2}, batch_size=64, warmup_steps=10)
 
