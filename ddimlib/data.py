@@ -31,7 +31,17 @@ from ddimlib._validate import require_choice, require_int
 from ddimlib.oracle import eight_gaussians
 from ddimlib.schedules import Schedule
 
-DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+
+
+def _data_dir() -> Path:
+    """The data folder: the repository's data/ in a checkout (and its editable install), else the copy of it that a
+    wheel installs as the package ddimlib.data_files (pyproject.toml)."""
+    package = Path(__file__).resolve().parent
+    checkout = package.parent / "data"
+    return checkout if (checkout / "digits.csv.gz").exists() else package / "data_files"
+
+
+DATA_DIR = _data_dir()
 DIGITS_FILE = DATA_DIR / "digits.csv.gz"
 DIGITS_SHA256 = "09f66e6debdee2cd2b5ae59e0d6abbb73fc2b0e0185d2e1957e9ebb51e23aa22"
 DIGITS_TEST_PER_CLASS = 50  # 500 held-out digits, 1,297 for training
@@ -112,7 +122,7 @@ def load_digits(split: str = "train") -> ImageSplit:
     """
     split = require_choice("split", split, ("train", "test", "all"))
     if not DIGITS_FILE.exists():
-        raise FileNotFoundError(f"the embedded digits file {DIGITS_FILE} is missing; it ships with the repository")
+        raise FileNotFoundError(f"the embedded digits file {DIGITS_FILE} is missing; it ships with the repository and in the wheel")
     table = _digits_table(DIGITS_FILE, DIGITS_FILE.stat().st_mtime_ns)
     images = torch.from_numpy(table[:, :64]).reshape(-1, 1, 8, 8) / 8.0 - 1.0  # new tensors: the cached table stays as read
     labels = torch.from_numpy(table[:, 64]).long()

@@ -69,3 +69,44 @@ def test_no_module_imports_another_modules_private_name():
             if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("ddimlib"):
                 offenders += [f"{path.relative_to(ROOT)}: {node.module}.{alias.name}" for alias in node.names if alias.name.startswith("_")]
     assert offenders == []
+
+
+def test_a_wheel_installed_outside_the_checkout_is_whole(tmp_path):
+    """What `pip install .` (or from git, into a cloud notebook) installs: a wheel built from this tree, put in a folder
+    of its own and imported from outside the checkout: every module imports, the digits load (hash-checked), and a
+    shipped checkpoint and the Fashion-MNIST classifier load from the wheel's own copy of data/."""
+    import shutil
+    import subprocess
+
+    source = tmp_path / "source"  # a clean copy: setuptools would reuse a build/ folder left in the checkout
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
+    shutil.copytree(ROOT / "ddimlib", source / "ddimlib", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(ROOT / "data", source / "data", ignore=shutil.ignore_patterns("in_progress", "*.state"))
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path / "wheel"), str(source)],
+                           capture_output=True, text=True)
+    assert built.returncode == 0, built.stderr[-2000:]
+    wheel = next((tmp_path / "wheel").glob("ddimlib-*.whl"))
+    installed = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(tmp_path / "site"), str(wheel)],
+                               capture_output=True, text=True)
+    assert installed.returncode == 0, installed.stderr[-2000:]
+    modules = sorted(f"ddimlib.{p.relative_to(ROOT / 'ddimlib').with_suffix('').as_posix().replace('/', '.')}"
+                     for p in (ROOT / "ddimlib").rglob("*.py") if p.name != "__init__.py")
+    script = f"""
+import importlib, ddimlib
+for name in {modules!r}:
+    importlib.import_module(name)
+from ddimlib.data import DATA_DIR, load_digits
+from ddimlib.metrics import load_classifier
+from ddimlib.training import load_model
+assert ddimlib.__file__.startswith({str(tmp_path / 'site')!r}), ddimlib.__file__
+assert DATA_DIR.name == "data_files", DATA_DIR
+assert load_digits("test").images.shape == (500, 1, 8, 8)
+load_model(DATA_DIR / "checkpoints" / "digits_unet.pt", expect_model="unet")
+load_classifier(dataset="fashion_mnist")
+print("whole")
+"""
+    env = {k: v for k, v in __import__("os").environ.items() if k != "PYTHONPATH"} | {"PYTHONPATH": str(tmp_path / "site")}
+    ran = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert ran.returncode == 0 and ran.stdout.strip() == "whole", ran.stderr[-3000:]
