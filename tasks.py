@@ -141,16 +141,22 @@ def ensure_fashion_mnist(python: str) -> None:
     if shutil.which("apt-get") and hasattr(os, "geteuid") and os.geteuid() == 0:
         print("[tasks] Fashion-MNIST: installing Debian's package dataset-fashion-mnist (31 MB)", flush=True)
         quiet = {"capture_output": True, "text": True, "stdin": subprocess.DEVNULL, "env": os.environ | {"DEBIAN_FRONTEND": "noninteractive"}}
-        installed = subprocess.run(["apt-get", "install", "-y", "-q", "dataset-fashion-mnist"], **quiet)
-        if installed.returncode != 0:  # a fresh machine's package lists may be empty: update them once, then try again
-            subprocess.run(["apt-get", "update", "-q"], **quiet)
-            installed = subprocess.run(["apt-get", "install", "-y", "-q", "dataset-fashion-mnist"], **quiet)
+        apt = lambda *arguments: subprocess.run(["apt-get", *arguments], timeout=600, **quiet)  # a stalled mirror ends, not hangs
+        try:
+            installed = apt("install", "-y", "-q", "dataset-fashion-mnist")
+            if installed.returncode != 0:  # a fresh machine's package lists may be empty: update them once, then try again
+                apt("update", "-q")
+                installed = apt("install", "-y", "-q", "dataset-fashion-mnist")
+            said = (installed.stderr or installed.stdout).strip()[-300:]
+        except subprocess.TimeoutExpired:
+            said = "apt-get took more than 10 minutes and was stopped"
         found = subprocess.run(find, capture_output=True, text=True)
         if found.returncode == 0:
             print(f"[tasks] Fashion-MNIST: {found.stdout.strip()}", flush=True)
             return
-        print(f"[tasks] apt-get could not install dataset-fashion-mnist: {(installed.stderr or installed.stdout).strip()[-300:]}", flush=True)
-    print(f"[tasks] Fashion-MNIST not found; ddimlib will try to download it on first use. {found.stderr.strip().splitlines()[-1]}", flush=True)
+        print(f"[tasks] apt-get could not install dataset-fashion-mnist: {said}", flush=True)
+    why = (found.stderr.strip().splitlines() or [""])[-1]
+    print(f"[tasks] Fashion-MNIST not found; ddimlib will try to download it on first use. {why}", flush=True)
 
 
 # ------------------------------------------------------------------ running the notebooks

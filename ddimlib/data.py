@@ -21,6 +21,7 @@ import math
 import os
 import struct
 import urllib.request
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -195,16 +196,19 @@ def _parsed_idx(path: Path, sha256: str, mtime_ns: int, size: int) -> np.ndarray
     return array
 
 
+_REMEDY = "delete it if it is in your cache (a download replaces it), or reinstall the system package it came from"
+
+
 def _read_verified(path: Path, sha256: str) -> bytes:
     """The decompressed bytes of a .gz IDX file, checked against the sha256 of that content."""
     try:
         raw = gzip.decompress(path.read_bytes())
-    except (OSError, EOFError) as error:
-        raise ValueError(f"{path} is not a readable .gz file ({error}); delete it to download again") from error
+    except (OSError, EOFError, zlib.error) as error:
+        raise ValueError(f"{path} is not a readable .gz file ({error}); {_REMEDY}") from error
     found = hashlib.sha256(raw).hexdigest()
     if found != sha256:
         raise ValueError(f"{path} decompresses to content with sha256 {found}, expected {sha256}; "
-                         "the file is damaged or holds another data set: delete it to download again")
+                         f"the file is damaged or holds another data set: {_REMEDY}")
     return raw
 
 
@@ -212,12 +216,15 @@ def _fetch(url: str, target: Path, sha256: str) -> None:
     """Download url to target (via a .part file), keeping it only if its decompressed content verifies."""
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_suffix(target.suffix + ".part")
-    urllib.request.urlretrieve(url, partial)
     try:
+        urllib.request.urlretrieve(url, partial)
         _read_verified(partial, sha256)
     except ValueError as error:
-        partial.unlink()
+        partial.unlink(missing_ok=True)
         raise ValueError(f"the download of {url} did not verify: {error}") from error
+    except BaseException:
+        partial.unlink(missing_ok=True)  # an interrupted or failed download leaves nothing behind
+        raise
     os.replace(partial, target)
 
 

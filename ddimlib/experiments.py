@@ -128,8 +128,9 @@ def regime_name(model: str, eta: float, steps: int) -> str:
 
 def smooth_oracle(images: torch.Tensor, std: float, schedule: Schedule) -> GaussianMixtureEps:
     """The exact E[eps | x_t] of a smooth density made from images (N, C, H, W): each image the mean of an
-    isotropic Gaussian of `std`, all equally likely. Unlike the point masses of `ddimlib.oracle.empirical_eps`
-    (which memorise, and sit at the floor after 10 steps with any sampler), its samples are new images."""
+    isotropic Gaussian of `std`, all equally likely. Its samples are training images with pixel noise of that std, a
+    density with volume, unlike the point masses of `ddimlib.oracle.empirical_eps` (which a sampler reproduces, so
+    that they sit at the floor after 10 steps with any sampler)."""
     flat = images.reshape(len(images), -1).double()
     return GaussianMixtureEps(flat, torch.full((len(images),), float(std)), torch.full((len(images),), 1 / len(images), dtype=torch.float64), schedule)
 
@@ -242,21 +243,26 @@ def plot_regime(result: dict, path: Path) -> Path:
     return _save_figure(fig, ax, path, f"When eta = 0 wins: {result['replicates']} x {result['samples']:,} samples per cell", "FD / its floor")
 
 
-def unfinished(out: Path, settings: dict) -> dict | None:
-    """The cells of an unfinished run at `out` with the same settings, to resume; None if there is none.
+def partial_path(out: Path) -> Path:
+    """Where a run of `out` keeps its cells while it is unfinished: beside it, as .partial.json. The result itself is
+    written only when complete, so a stopped run never replaces a finished one."""
+    return out.with_name(out.stem + ".partial.json")
 
-    Refuses (SystemExit) an unfinished run with other settings: its cells would not belong to this table."""
-    if not out.exists():
+
+def unfinished(out: Path, settings: dict) -> dict | None:
+    """The cells of an unfinished run of `out` (its partial_path) with the same settings, to resume; None if there is none.
+
+    Refuses (SystemExit) an unfinished run with other settings: its cells would not belong to this result."""
+    partial = partial_path(out)
+    if not partial.exists():
         return None
-    previous = json.loads(out.read_text())
-    if previous.get("complete", True):
-        return None  # a finished result is recomputed from scratch
+    previous = json.loads(partial.read_text())
     agrees = lambda old, new: (all(old[k] == new[k] for k in old.keys() & new.keys()) if isinstance(old, dict) and isinstance(new, dict)
                                else old == new)  # a dict of models agrees on the models both hold
     differ = {key: (previous.get(key), value) for key, value in settings.items() if not agrees(previous.get(key), value)}
     if differ:
-        raise SystemExit(f"{out} holds an unfinished run with other settings ({differ}: was, now); "
-                         "resume it with its own settings, or give another --out")
+        raise SystemExit(f"{partial} holds an unfinished run with other settings ({differ}: was, now); "
+                         "resume it with its own settings, give another --out, or delete it to start again")
     return previous
 
 
@@ -289,11 +295,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.experiment == "regime":
         out, replicates = RESULTS_DIR / "regime_fashion_mnist.json", 6
     model, out = args.model or model, args.out or out
-    samples, replicates = args.samples or samples, args.replicates or replicates
+    samples = samples if args.samples is None else args.samples
+    replicates = replicates if args.replicates is None else args.replicates
     replicates_1000 = replicates_1000 if args.replicates_1000 is None else args.replicates_1000
     if min(samples, replicates) < 2 or replicates_1000 == 1 or replicates_1000 < 0:
         parser.error(f"--samples and --replicates must be >= 2 (a spread needs two sets), --replicates-1000 0 or >= 2, got "
                      f"{samples}, {replicates}, {replicates_1000}")
+    needed = [model] if args.experiment == "table1" else [path for name, path in (("early", args.early_model), ("shipped", model)) if name in chosen]
+    missing = [str(path) for path in needed if not path.exists()]
+    if missing:
+        parser.error(f"no model at {', '.join(missing)}; the Fashion-MNIST UNet may still be training (data/README.md says how to "
+                     "finish it), or give --model / --early-model" + ("; --models oracle,early computes the rest now" if args.experiment == "regime" else ""))
     command = "python -m ddimlib.experiments " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
     started = time.monotonic()
     device = pick_device(args.device)
@@ -325,7 +337,8 @@ def main(argv: list[str] | None = None) -> int:
     if previous is not None and "models" in settings:
         settings["models"] = previous["models"] | settings["models"]  # the models an earlier run computed stay in the record
     runs = (previous or {}).get("runs", [])
-    save = lambda cells: write_json(settings | cells | {"complete": False, "runs": runs + [provenance(command, started, device)]}, out, indent=1)
+    save = lambda cells: write_json(settings | cells | {"complete": False, "runs": runs + [provenance(command, started, device)]},
+                                    partial_path(out), indent=1)
     if args.experiment == "table1":
         cells = table1(eps_model, config.schedule(), samples, replicates, replicates_1000, dataset=dataset, done=previous, save=save)
         complete = True
@@ -335,10 +348,16 @@ def main(argv: list[str] | None = None) -> int:
     runs = runs + [provenance(command, started, device)]
     result = settings | cells | {"complete": complete, "runs": runs}
     result["provenance"] = runs[-1] | {"wall_seconds": round(sum(run["wall_seconds"] for run in runs), 1), "sessions": len(runs)}
+    if not complete:
+        write_json(result, partial_path(out), indent=1)
+        still = ", ".join(name for name in REGIME_MODELS if name not in cells["floor"])
+        print(f"wrote {partial_path(out)} in {result['provenance']['wall_seconds'] / 60:.1f} min; still to compute: {still} "
+              f"(the same command with --models {still} resumes it)")
+        return 0
     write_json(result, out, indent=1)
+    partial_path(out).unlink(missing_ok=True)
     figure = (plot_table1 if args.experiment == "table1" else plot_regime)(result, out.with_suffix(".png"))
-    print(f"wrote {out} and {figure} in {result['provenance']['wall_seconds'] / 60:.1f} min" + ("" if complete else " (models still to compute: "
-          + ", ".join(name for name in REGIME_MODELS if name not in cells.get("floor", {})) + ")"))
+    print(f"wrote {out} and {figure} in {result['provenance']['wall_seconds'] / 60:.1f} min")
     return 0
 
 

@@ -1,8 +1,10 @@
 """Sample-quality metrics that work offline.
 
 Inception weights cannot be downloaded here, so images are scored the way the fast.ai course scores
-Fashion-MNIST: a small digit classifier, trained on the digits' train split and shipped in
-data/digits_classifier.pt, provides features (its 64-unit penultimate layer) in which we compute
+Fashion-MNIST: a small classifier of the data set, trained by the project's own command and shipped, provides
+features (its penultimate layer) in which we compute. Two: for the 8x8 digits, data/digits_classifier.pt (64
+features, against the 500 held-out digits); for 28x28 Fashion-MNIST, data/fashion_classifier.pt (128 features,
+against the 10,000 test images). Which one scores a set is read off the images' shape. In those features:
 
 - the Frechet distance FD = |mu_1 - mu_2|^2 + tr(S_1 + S_2 - 2 (S_1^1/2 S_2 S_1^1/2)^1/2)
   (Heusel et al. 2017, "GANs trained by a two time-scale update rule...", the FID formula), with the
@@ -15,7 +17,9 @@ data/digits_classifier.pt, provides features (its 64-unit penultimate layer) in 
 - a spread for every figure: the standard error over independent draws, of real data for the floor and of
   generated sets for a model (`score_replicates`), so that a difference can be read against the noise.
 - the project's quality bar for digits (`meets_quality_bar`): FD within 1.2x its floor, or within two
-  standard errors of it, and (where judged) at most 12 % memorization.
+  standard errors of it, and (where judged) at most 12 % memorization;
+- what a metric sees: `floor_draws(artefact=...)` scores real images with noise or a `gaussian_blur` applied,
+  against the same floor (notebook 03 calibrates both classifiers with it).
 
 For 2-D data: the sliced Wasserstein-2 distance (random projections, sorted samples) and its floor
 between two independent true samples. And a memorization check for the small digits set.
@@ -343,7 +347,7 @@ def gaussian_blur(images: torch.Tensor, std: float) -> torch.Tensor:
         raise ValueError(f"std must be > 0 pixels, got {std}")
     offsets = torch.arange(-2, 3, dtype=torch.float64)
     kernel = torch.exp(-0.5 * (offsets / std) ** 2)
-    kernel = (kernel / kernel.sum()).to(images.dtype)
+    kernel = (kernel / kernel.sum()).to(images)  # the images' dtype and device
     C = images.shape[1]
     padded = F.pad(images, (2, 2, 2, 2), value=-1.0)
     rows = F.conv2d(padded, kernel.view(1, 1, 1, 5).repeat(C, 1, 1, 1), groups=C)
@@ -359,7 +363,8 @@ def data_floor(n: int, dataset: str = "digits", draws: int = FLOOR_DRAWS, seed: 
     """The data floor for `n` generated images of `dataset`: the mean FD and KID of `floor_draws`, with their
     standard deviation (the spread of one draw) and standard error (the uncertainty of the mean)."""
     values = floor_draws(n, draws, seed, classifier, dataset)
-    result = {"n": n, "draws": draws, "drawn": f"with replacement from the {dataset} training images"}
+    pool = "the 1,297 training digits" if dataset == "digits" else f"the first {FASHION_POOL:,} Fashion-MNIST training images"
+    result = {"n": n, "draws": draws, "drawn": f"with replacement from {pool}"}
     for key, draws_of_key in values.items():
         mean, sd = _summary(draws_of_key)
         result |= {key: mean, f"{key}_sd": sd, f"{key}_se": sd / draws**0.5}
@@ -374,10 +379,14 @@ def score_images(images: torch.Tensor, classifier: nn.Module | None = None) -> d
     from ddimlib.data import load_digits
 
     dataset = _dataset_of(images)
-    reference = reference_features(dataset, classifier)  # cached for the shipped classifier (classifier=None)
+    reference = reference_features(dataset, classifier)  # cached, with its KID term, for the shipped classifier (classifier=None)
+    if classifier is not None:
+        within = _within(reference)
+    else:
+        within = _REFERENCES[dataset, "within"] = _REFERENCES.get((dataset, "within")) or _within(reference)
     classifier = classifier or load_classifier(dataset=dataset)
     generated = classifier_features(images, classifier)
-    result = {"n": len(images), "fd": frechet_distance(generated, reference), "kid": kernel_inception_distance(generated, reference)}
+    result = {"n": len(images), "fd": frechet_distance(generated, reference), "kid": _kid_against(generated.double(), reference, within)}
     if dataset == "digits":
         train, test = load_digits("train"), load_digits("test")
         result["memorized"] = memorization_fraction(images.float().clamp(-1, 1).cpu(), train.images, test.images)
@@ -394,7 +403,6 @@ def score_replicates(replicates: torch.Tensor, classifier: nn.Module | None = No
     independent sets of 3,000 samples, because a resample repeats points and FD is not linear in them."""
     if replicates.ndim != 5 or len(replicates) < 2:
         raise ValueError(f"replicates must have shape (R, N, 1, H, W) with R >= 2, got {tuple(replicates.shape)}")
-    classifier = classifier or load_classifier(dataset=_dataset_of(replicates[0]))
     scores = [score_images(images, classifier) for images in replicates]
     result = {"n": replicates.shape[1], "replicates": len(replicates)}
     for key in scores[0]:

@@ -122,7 +122,8 @@ class Trainer:
         """The EMA's decay at `step`: ema_decay, or with ema_warmup = w > 0, min(ema_decay, (1 + step) / (w + step)).
 
         With a constant decay d the EMA still holds d^n of the random initial weights after n steps
-        (0.999^2000 = 13.5 %); the warm-up's product over steps 1..n falls as about w / n instead."""
+        (0.999^2000 = 13.5 %); with the warm-up, the product of (1 + k) / (w + k) over k = 1..n falls like n^(1 - w)
+        (for w = 10, 2e-12 after 100 steps), until the decay reaches ema_decay."""
         warmup = self.config.ema_warmup
         return self.config.ema_decay if warmup <= 0 else min(self.config.ema_decay, (1 + step) / (warmup + step))
 
@@ -185,21 +186,24 @@ class Trainer:
         self.runs.append(run)
         bar = tqdm(total=steps, desc=f"train {self.config.dataset}", disable=not progress, unit="step", mininterval=1.0)
         taken = lambda: len(self.losses) - first + len(pending)
-        while (steps is None or taken() < steps) and time.monotonic() < deadline:
-            pending.append(self._first_step() if taken() == 0 else self._train_step())
-            bar.update(1)
-            if len(pending) == LOSS_READ_EVERY:
-                self._read_losses(pending, bar)
-            if save_every is not None and taken() % save_every == 0:
-                self._read_losses(pending, bar)
-                self._record(run, taken(), time.monotonic() - started)
-                self.save(save_to)
-        self._read_losses(pending, bar)
-        bar.close()
-        self._record(run, taken(), time.monotonic() - started)
+        try:
+            while (steps is None or taken() < steps) and time.monotonic() < deadline:
+                pending.append(self._first_step() if taken() == 0 else self._train_step())
+                bar.update(1)
+                if len(pending) == LOSS_READ_EVERY:
+                    self._read_losses(pending, bar)
+                if save_every is not None and taken() % save_every == 0:
+                    self._read_losses(pending, bar)
+                    self._record(run, taken(), time.monotonic() - started)
+                    self.save(save_to)
+        finally:  # also when a step raises or the run is interrupted: the steps taken are recorded
+            self._read_losses(pending, bar)
+            bar.close()
+            self._record(run, taken(), time.monotonic() - started)
         return self.losses[first:]
 
     def _record(self, run: dict, steps: int, seconds: float) -> None:
+        seconds = max(seconds, 1e-9)
         run |= {"steps": steps, "wall_seconds": round(seconds, 1), "steps_per_second": round(steps / seconds, 2),
                 "samples_per_second": round(steps * self.config.batch_size / seconds)}
 

@@ -1,5 +1,6 @@
 """Shared test helpers (imported by the test files; pytest puts tests/ on sys.path)."""
 
+import pytest
 import torch
 
 
@@ -19,3 +20,18 @@ def assert_each_mistake_gets_its_hint(check, wrong: dict) -> None:
     for hint, answer in wrong.items():
         feedback = check(answer)
         assert not feedback.passed and feedback.attempted and hint in feedback.message, (hint, feedback)
+
+
+def _fashion_mnist_here() -> bool:
+    from ddimlib.data import find_idx_folder
+
+    try:
+        find_idx_folder("fashion_mnist", download=False)
+    except RuntimeError:
+        return False
+    return True
+
+
+# for tests that read Fashion-MNIST: they skip, rather than download 30 MB, where none of ddimlib.data's places has it
+needs_fashion_mnist = pytest.mark.skipif(not _fashion_mnist_here(), reason="Fashion-MNIST is not on this machine "
+                                         "(python3 tasks.py test installs Debian's package where apt-get can)")

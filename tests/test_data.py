@@ -104,6 +104,11 @@ def test_idx_loader_refuses_a_file_with_the_wrong_content(tiny_mnist):
     path.write_bytes(b"not gzip at all")
     with pytest.raises(ValueError, match="not a readable .gz file"):
         data.load_idx_dataset("mnist", "train", cache_dir=cache, download=False)
+    damaged = bytearray(gzip.compress(bytes(range(256)) * 64, mtime=0))
+    damaged[20:40] = bytes(20)  # a damaged deflate stream: zlib's own error, not an OSError
+    path.write_bytes(bytes(damaged))
+    with pytest.raises(ValueError, match="not a readable .gz file .*delete it if it is in your cache"):
+        data.load_idx_dataset("mnist", "train", cache_dir=cache, download=False)
 
 
 def test_idx_loader_verifies_content_not_compression(tmp_path, monkeypatch):

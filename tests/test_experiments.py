@@ -14,6 +14,8 @@ from ddimlib.models import UNetConfig, UNetEps
 from ddimlib.sampling import sample
 from ddimlib.schedules import linear_schedule
 
+from helpers import needs_fashion_mnist
+
 
 def test_table1_scores_every_cell_from_shared_x_T_and_recomputes_exactly():
     torch.manual_seed(0)
@@ -73,15 +75,47 @@ def test_a_stopped_table_resumes_its_cells_and_ends_where_a_straight_run_does(tm
 
 def test_an_unfinished_run_with_other_settings_is_refused_not_overwritten(tmp_path):
     out = tmp_path / "t.json"
-    write_json({"samples": 8, "complete": False, "fd": {"eta=0, S=2": {"8": [1.0]}}}, out)
+    write_json({"samples": 8, "complete": False, "fd": {"eta=0, S=2": {"8": [1.0]}}}, experiments.partial_path(out))
     assert experiments.unfinished(out, {"samples": 8})["fd"] == {"eta=0, S=2": {"8": [1.0]}}
     with pytest.raises(SystemExit, match="unfinished run with other settings"):
         experiments.unfinished(out, {"samples": 16})
-    assert json.loads(out.read_text())["samples"] == 8
+    assert json.loads(experiments.partial_path(out).read_text())["samples"] == 8
+    experiments.partial_path(out).unlink()
     write_json({"samples": 8, "complete": True}, out)
     assert experiments.unfinished(out, {"samples": 16}) is None   # a finished table is recomputed, not resumed
 
 
+def test_a_stopped_run_keeps_the_finished_result_and_the_next_run_resumes_its_cells(tmp_path, monkeypatch):
+    """The command writes its cells to a .partial.json as it goes and the result only when complete: a run stopped
+    midway leaves the finished result it would replace untouched, and the same command then resumes the cells."""
+    out = tmp_path / "t.json"
+    finished = {"complete": True, "fd": {"old": {"8": [9.0, 9.0]}}}
+    write_json(finished, out)
+    done_cells = {"eta=0, S=10": {"8": [1.0, 2.0]}}
+
+    def stopped(*args, done=None, save=None, **kwargs):
+        save({"sizes": [8], "fd": done_cells})
+        raise KeyboardInterrupt
+
+    command = ["table1", "--samples", "8", "--replicates", "2", "--out", str(out)]
+    monkeypatch.setattr(experiments, "table1", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        experiments.main(command)
+    assert json.loads(out.read_text()) == finished and json.loads(experiments.partial_path(out).read_text())["fd"] == done_cells
+    resumed_from = []
+
+    def finishing(*args, done=None, save=None, **kwargs):
+        resumed_from.append(done["fd"])
+        return {"sizes": [8], "fd": done["fd"] | {"eta=1, S=10": {"8": [3.0, 4.0]}}, "floor": {"8": [1.0, 1.1]}}
+
+    monkeypatch.setattr(experiments, "table1", finishing)
+    monkeypatch.setattr(experiments, "plot_table1", lambda result, path: path)
+    assert experiments.main(command) == 0
+    result = json.loads(out.read_text())
+    assert resumed_from == [done_cells] and result["complete"] and len(result["runs"]) == 2 and not experiments.partial_path(out).exists()
+
+
+@needs_fashion_mnist
 def test_the_regime_map_scores_each_model_against_its_own_distribution(monkeypatch):
     """An oracle is scored against exact draws of its density (and its floor is fresh exact draws); a trained
     model against the test images with the data floor. One oracle cell again by hand."""
@@ -111,7 +145,7 @@ def test_a_regime_map_computed_model_by_model_resumes_with_the_models_it_has(tmp
     """Models computed in an earlier run stay; a run that adds one agrees with it; a changed model is refused."""
     out = tmp_path / "r.json"
     oracle = {"images": 4000, "std": 0.05}
-    write_json({"samples": 1000, "models": {"oracle": oracle}, "complete": False, "fd": {}}, out)
+    write_json({"samples": 1000, "models": {"oracle": oracle}, "complete": False, "fd": {}}, experiments.partial_path(out))
     assert experiments.unfinished(out, {"samples": 1000, "models": {"oracle": oracle, "early": {"sha256": "ab"}}}) is not None
     with pytest.raises(SystemExit, match="other settings"):
         experiments.unfinished(out, {"samples": 1000, "models": {"oracle": oracle | {"std": 0.1}}})

@@ -25,6 +25,8 @@ from ddimlib.metrics import (
 
 from ddimlib.data import DATA_DIR
 
+from helpers import needs_fashion_mnist
+
 F64 = torch.float64
 
 
@@ -227,6 +229,7 @@ def test_an_artefact_that_changes_nothing_scores_the_floor_exactly_and_noise_sco
     assert float(noisy["fd"].min()) > 2 * float(plain["fd"].max())
 
 
+@needs_fashion_mnist
 def test_fashion_images_are_scored_by_the_fashion_classifier():
     from ddimlib.data import load_fashion_mnist
     from ddimlib.metrics import score_images
