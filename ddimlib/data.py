@@ -49,6 +49,7 @@ DIGITS_TEST_PER_CLASS = 50  # 500 held-out digits, 1,297 for training
 DIGITS_SPLIT_SEED = 0
 
 TOY_SETS = ("eight_gaussians", "two_moons", "swiss_roll", "checkerboard")
+IMAGE_SHAPES = {"digits": (1, 8, 8), "fashion_mnist": (1, 28, 28)}  # the image sets (load_image_set) and one image's (C, H, W)
 
 
 # ---------------------------------------------------------------- 2-D toy sets
@@ -276,6 +277,13 @@ def load_idx_dataset(name: str, split: str = "train", cache_dir: Path | None = N
     stats = [(folder / file).stat() for file in files]
     images, labels = (_parsed_idx(folder / file, IDX_SOURCES[name][1][file], stat.st_mtime_ns, stat.st_size) for file, stat in zip(files, stats))
     return ImageSplit(torch.from_numpy(images.astype(np.float32)).unsqueeze(1) / 127.5 - 1.0, torch.from_numpy(labels.astype(np.int64)))
+
+
+def load_image_set(name: str, split: str = "train") -> ImageSplit:
+    """One of the image sets the series trains and scores on, by name: "digits" (`load_digits`) or "fashion_mnist"
+    (`load_fashion_mnist`); images of shape (N, *IMAGE_SHAPES[name])."""
+    name = require_choice("name", name, tuple(IMAGE_SHAPES))
+    return load_digits(split) if name == "digits" else load_fashion_mnist(split)
 
 
 def load_fashion_mnist(split: str = "train") -> ImageSplit:

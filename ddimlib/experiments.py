@@ -36,7 +36,7 @@ from typing import Callable
 import torch
 
 from ddimlib.checkpoints import hardware, load_checkpoint, write_json
-from ddimlib.data import DATA_DIR, load_fashion_mnist, sha256_of
+from ddimlib.data import DATA_DIR, IMAGE_SHAPES, load_fashion_mnist, sha256_of
 from ddimlib.metrics import FLOOR_DRAWS, classifier_features, floor_draws, frechet_distance, load_classifier, reference_features
 from ddimlib.loop import placement
 from ddimlib.oracle import GaussianMixtureEps
@@ -50,7 +50,6 @@ STEPS = [10, 20, 50, 100, 1000]  # the paper's Table 1 columns
 ROWS = {"eta=0": {"eta": 0.0}, "eta=0.2": {"eta": 0.2}, "eta=0.5": {"eta": 0.5}, "eta=1": {"eta": 1.0}, "sigma-hat": {"variance": "hat"}}
 SUB_SIZES = (100, 400)  # smaller sets each replicate is also scored in: quick mode's and notebook 04's live N_SAMPLES
 SEED = 10_000  # replicate k starts from x_T seeded SEED + k (notebook 04's live table uses 0 + 1000 k)
-IMAGE_SHAPES = {"digits": (1, 8, 8), "fashion_mnist": (1, 28, 28)}
 # a set is sampled in batches of this many: the 28x28 UNet's activations for more than about a hundred images overflow
 # a CPU's caches (one thread, measured: 330 images/s per call at 32, 290 at 125, 160 at 500); each batch continues the
 # set's noise generator, so a cell is the same on every run

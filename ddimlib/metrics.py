@@ -37,7 +37,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ddimlib._validate import require_choice, require_floating, require_int
-from ddimlib.data import DATA_DIR
+from ddimlib.data import DATA_DIR, IMAGE_SHAPES, load_digits, load_image_set
 
 CLASSIFIER_FILE = DATA_DIR / "digits_classifier.pt"
 
@@ -69,33 +69,6 @@ class DigitClassifier(nn.Module):
         return self.head(self.features(x))
 
 
-def _shift(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Random translations by up to one pixel (padding with the background value -1)."""
-    padded = F.pad(images, (1, 1, 1, 1), value=-1.0)
-    dy, dx = torch.randint(0, 3, (2,), generator=generator).tolist()
-    return padded[:, :, dy : dy + images.shape[2], dx : dx + images.shape[3]]
-
-
-def train_classifier(images: torch.Tensor, labels: torch.Tensor, epochs: int = 60, seed: int = 0) -> DigitClassifier:
-    """Train the feature network on (N, 1, 8, 8) images with one-pixel shift augmentation (a few CPU seconds)."""
-    torch.manual_seed(seed)
-    generator = torch.Generator().manual_seed(seed)
-    model = DigitClassifier()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=1e-4)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=3e-3, total_steps=epochs * ((len(images) + 63) // 64))
-    model.train()
-    for _ in range(epochs):
-        order = torch.randperm(len(images), generator=generator)
-        for start in range(0, len(images), 64):
-            batch = order[start : start + 64]
-            loss = F.cross_entropy(model(_shift(images[batch], generator)), labels[batch])
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-    return model.eval()
-
-
 class FashionClassifier(nn.Module):
     """A CNN for 28x28 Fashion-MNIST in [-1, 1]: four 3x3 conv layers (28, 28, 14, 7), three poolings, a
     128-unit feature layer, a 10-way head. Its 128 penultimate features are what FD and KID compare; trained
@@ -125,7 +98,7 @@ class FashionClassifier(nn.Module):
         return self.head(self.dropout(self.features(x)))
 
 
-CLASSIFIERS = {"digits": (DigitClassifier, (1, 8, 8)), "fashion_mnist": (FashionClassifier, (1, 28, 28))}
+CLASSIFIERS = {"digits": DigitClassifier, "fashion_mnist": FashionClassifier}  # the feature network of each image set
 
 
 def classifier_file(dataset: str) -> Path:
@@ -134,27 +107,42 @@ def classifier_file(dataset: str) -> Path:
     return CLASSIFIER_FILE if dataset == "digits" else DATA_DIR / "fashion_classifier.pt"
 
 
-def train_fashion_classifier(images: torch.Tensor, labels: torch.Tensor, epochs: int = 6, seed: int = 0, progress: bool = True) -> FashionClassifier:
-    """Train the Fashion-MNIST feature network on (N, 1, 28, 28) images, with shifts of up to two pixels and
-    horizontal flips, batch 128, AdamW with a one-cycle learning rate (about ten minutes on a 2-core CPU)."""
+# how each feature network is trained: epochs, batch, AdamW's weight decay, random shifts of up to `shift` pixels (the
+# border padded with the background -1), random horizontal flips (clothes are mirror-symmetric, digits are not)
+CLASSIFIER_RECIPES = {
+    "digits": {"epochs": 60, "batch": 64, "weight_decay": 1e-4, "shift": 1, "flip": False},  # a few CPU seconds
+    "fashion_mnist": {"epochs": 6, "batch": 128, "weight_decay": 5e-4, "shift": 2, "flip": True},  # about 13 minutes on one thread
+}
+
+
+def _augment(images: torch.Tensor, generator: torch.Generator, shift: int, flip: bool) -> torch.Tensor:
+    """One random translation by up to `shift` pixels for the whole batch, then (if flip) a horizontal flip half the time."""
+    padded = F.pad(images, (shift, shift, shift, shift), value=-1.0)
+    dy, dx = torch.randint(0, 2 * shift + 1, (2,), generator=generator).tolist()
+    moved = padded[:, :, dy : dy + images.shape[2], dx : dx + images.shape[3]]
+    return moved.flip(3) if flip and torch.rand((), generator=generator) < 0.5 else moved
+
+
+def train_classifier(images: torch.Tensor, labels: torch.Tensor, dataset: str = "digits", seed: int = 0, epochs: int | None = None,
+                     progress: bool = False) -> nn.Module:
+    """Train the feature network of `dataset` (CLASSIFIERS) on its (N, 1, H, W) training images and labels, with the
+    dataset's recipe (CLASSIFIER_RECIPES; epochs overrides its number of epochs): AdamW with a one-cycle learning rate."""
     from tqdm.auto import tqdm
 
+    require_choice("dataset", dataset, tuple(CLASSIFIERS))
+    recipe = CLASSIFIER_RECIPES[dataset]
+    epochs, batch = epochs or recipe["epochs"], recipe["batch"]
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
-    model = FashionClassifier()
-    batch = 128
-    optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=5e-4)
+    model = CLASSIFIERS[dataset]()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=recipe["weight_decay"])
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=3e-3, total_steps=epochs * ((len(images) + batch - 1) // batch))
     model.train()
-    for _ in tqdm(range(epochs), desc="classifier", disable=not progress):
+    for _ in tqdm(range(epochs), desc=f"{dataset} classifier", disable=not progress):
         order = torch.randperm(len(images), generator=generator)
         for start in range(0, len(images), batch):
             index = order[start : start + batch]
-            x = F.pad(images[index], (2, 2, 2, 2), value=-1.0)
-            dy, dx = torch.randint(0, 5, (2,), generator=generator).tolist()
-            x = x[:, :, dy : dy + 28, dx : dx + 28]
-            if torch.rand((), generator=generator) < 0.5:
-                x = x.flip(3)
+            x = _augment(images[index], generator, recipe["shift"], recipe["flip"])
             loss = F.cross_entropy(model(x), labels[index])
             optimizer.zero_grad()
             loss.backward()
@@ -166,7 +154,7 @@ def train_fashion_classifier(images: torch.Tensor, labels: torch.Tensor, epochs:
 def load_classifier(path: Path | None = None, dataset: str = "digits") -> nn.Module:
     """The shipped feature network of `dataset` (or the one at `path`), weights loaded with weights_only=True."""
     require_choice("dataset", dataset, tuple(CLASSIFIERS))
-    model = CLASSIFIERS[dataset][0]()
+    model = CLASSIFIERS[dataset]()
     model.load_state_dict(torch.load(path or classifier_file(dataset), map_location="cpu", weights_only=True))
     return model.eval()
 
@@ -174,7 +162,7 @@ def load_classifier(path: Path | None = None, dataset: str = "digits") -> nn.Mod
 def _dataset_of(images: torch.Tensor) -> str:
     """The data set whose classifier scores images of this shape: (N, 1, 8, 8) digits, (N, 1, 28, 28) Fashion-MNIST."""
     require_floating("images", images)
-    for dataset, (_, shape) in CLASSIFIERS.items():
+    for dataset, shape in IMAGE_SHAPES.items():
         if images.ndim == 4 and tuple(images.shape[1:]) == shape:
             return dataset
     raise ValueError(f"images must have shape (N, 1, 8, 8) (digits) or (N, 1, 28, 28) (Fashion-MNIST), got {tuple(images.shape)}")
@@ -288,19 +276,30 @@ def reference_features(dataset: str, classifier: nn.Module | None = None, split:
     """Features of a data set's held-out images (split="test": the reference every FD is measured against) or of
     its training images ("train": the pool the floor draws from): digits 500 and 1,297, Fashion-MNIST 10,000 and
     the first FASHION_POOL of its 60,000. Kept for the process when the classifier is the shipped one (classifier=None)."""
-    from ddimlib.data import load_digits, load_fashion_mnist
-
     require_choice("dataset", dataset, tuple(CLASSIFIERS))
     require_choice("split", split, ("train", "test"))
     if classifier is None and (dataset, split) in _REFERENCES:
         return _REFERENCES[dataset, split]
-    images = (load_digits if dataset == "digits" else load_fashion_mnist)(split).images
-    if dataset == "fashion_mnist" and split == "train":
-        images = images[:FASHION_POOL]
+    images = load_image_set(dataset, "test").images if split == "test" else _floor_pool(dataset)
     features = classifier_features(images, classifier or load_classifier(dataset=dataset))
     if classifier is None:
         _REFERENCES[dataset, split] = features
     return features
+
+
+def _floor_pool(dataset: str) -> torch.Tensor:
+    """The training images a floor draws from: all 1,297 digits, the first FASHION_POOL Fashion-MNIST images."""
+    images = load_image_set(dataset, "train").images
+    return images[:FASHION_POOL] if dataset == "fashion_mnist" else images
+
+
+def _reference_within(dataset: str, classifier: nn.Module | None) -> torch.Tensor:
+    """KID's term of the reference's own pairs (`_within`), computed once per process for the shipped classifier."""
+    if classifier is not None:
+        return _within(reference_features(dataset, classifier))
+    if (dataset, "within") not in _REFERENCES:
+        _REFERENCES[dataset, "within"] = _within(reference_features(dataset))
+    return _REFERENCES[dataset, "within"]
 
 
 def floor_draws(n: int, draws: int = FLOOR_DRAWS, seed: int = 0, classifier: nn.Module | None = None, dataset: str = "digits",
@@ -318,20 +317,18 @@ def floor_draws(n: int, draws: int = FLOOR_DRAWS, seed: int = 0, classifier: nn.
     replacement: for n near or above 1,297 the draws repeat images, so this is the floor of the *training*
     distribution (the one the model is fitted to), not of fresh digits; notebook 03 measures the difference.
     """
-    from ddimlib.data import load_digits, load_fashion_mnist
-
     require_int("n", n, 2)
     require_int("draws", draws, 2)
     require_choice("dataset", dataset, tuple(CLASSIFIERS))
-    reference = reference_features(dataset, classifier)
+    reference, within = reference_features(dataset, classifier), _reference_within(dataset, classifier)
     if artefact is None:
         pool = reference_features(dataset, classifier, split="train")
         size = len(pool)
     else:
-        images = (load_digits if dataset == "digits" else load_fashion_mnist)("train").images[:FASHION_POOL]
+        images = _floor_pool(dataset)
         classifier, size = classifier or load_classifier(dataset=dataset), len(images)
     generator = torch.Generator().manual_seed(seed)
-    fd, kid, within = [], [], _within(reference)  # the reference's own KID term, once (10,000 x 10,000 for Fashion-MNIST)
+    fd, kid = [], []
     for _ in range(draws):
         index = torch.randint(size, (n,), generator=generator)
         real = pool[index] if artefact is None else classifier_features(artefact(images[index], generator), classifier)
@@ -376,14 +373,9 @@ def score_images(images: torch.Tensor, classifier: nn.Module | None = None) -> d
     """FD and KID of one set of generated images against the held-out images of their data set (by shape:
     (N, 1, 8, 8) digits, (N, 1, 28, 28) Fashion-MNIST); for digits also the memorization fraction against the
     1,297 training digits."""
-    from ddimlib.data import load_digits
-
     dataset = _dataset_of(images)
     reference = reference_features(dataset, classifier)  # cached, with its KID term, for the shipped classifier (classifier=None)
-    if classifier is not None:
-        within = _within(reference)
-    else:
-        within = _REFERENCES[dataset, "within"] = _REFERENCES.get((dataset, "within")) or _within(reference)
+    within = _reference_within(dataset, classifier)
     classifier = classifier or load_classifier(dataset=dataset)
     generated = classifier_features(images, classifier)
     result = {"n": len(images), "fd": frechet_distance(generated, reference), "kid": _kid_against(generated.double(), reference, within)}

@@ -36,13 +36,13 @@ from pathlib import Path
 import torch
 
 from ddimlib import metrics
-from ddimlib.data import TOY_SETS, load_digits, load_fashion_mnist, toy_2d
+from ddimlib.data import IMAGE_SHAPES, TOY_SETS, load_image_set, toy_2d
 from ddimlib.experiments import SAMPLE_BATCH, sample_set
 from ddimlib.loop import placement
 from ddimlib.checkpoints import hardware as hardware_record, load_checkpoint, save_atomic, write_json
 from ddimlib.training import Trainer, TrainConfig, default_batch_size, load_model, pick_device
 
-IMAGE_SETS = ("digits", "fashion_mnist")
+IMAGE_SETS = tuple(IMAGE_SHAPES)
 DATASETS = IMAGE_SETS + TOY_SETS
 DEFAULT_MODELS = {
     "digits": ("unet", {"base": 16, "mults": [1, 2], "dropout": 0.1}),
@@ -57,17 +57,18 @@ TOY_TRAIN_SIZE = 20000
 EVAL_SAMPLES = {"fashion_mnist": 2000}  # samples per set of the sidecar's metric where not 6,000 (28x28 costs 12x more per sample)
 
 
+def eval_samples(args: argparse.Namespace, dataset: str) -> int:
+    """The samples per set of the sidecar's metric: --eval-samples, else the data set's default."""
+    return args.eval_samples or EVAL_SAMPLES.get(dataset, 6000)
+
+
 def training_data(dataset: str) -> torch.Tensor:
-    if dataset == "digits":
-        return load_digits("train").images
-    if dataset == "fashion_mnist":
-        return load_fashion_mnist("train").images
-    return toy_2d(dataset, TOY_TRAIN_SIZE, seed=0)
+    return load_image_set(dataset, "train").images if dataset in IMAGE_SETS else toy_2d(dataset, TOY_TRAIN_SIZE, seed=0)
 
 
 def sample_shape(dataset: str, n: int) -> tuple[int, ...]:
     """The shape of n samples of `dataset`."""
-    return {"digits": (n, 1, 8, 8), "fashion_mnist": (n, 1, 28, 28)}.get(dataset, (n, 2))
+    return (n, *IMAGE_SHAPES[dataset]) if dataset in IMAGE_SETS else (n, 2)
 
 
 QUALITY_BAR = metrics.QUALITY_BAR  # digits: FD at most this multiple of the data floor (the rule: metrics.meets_quality_bar)
@@ -157,7 +158,7 @@ def evaluate_command(args: argparse.Namespace, command: str, hardware: dict) -> 
         raise SystemExit(f"--evaluate needs an inference export (written to --out by a training run), got a {state['kind']} checkpoint: {args.out}")
     eps_model, config = load_model(args.out, device=pick_device(args.device))
     started = time.monotonic()
-    metric = evaluate(eps_model, config, args.eval_samples or EVAL_SAMPLES.get(config.dataset, 6000), args.eval_replicates)
+    metric = evaluate(eps_model, config, eval_samples(args, config.dataset), args.eval_replicates)
     hardware["device"] = str(placement(eps_model)[0])
     metric["evaluated"] = {"command": command, "wall_seconds": round(time.monotonic() - started, 1), "hardware": hardware}
     report = dict(state["metadata"]) | {"metric": metric}
@@ -169,15 +170,11 @@ def evaluate_command(args: argparse.Namespace, command: str, hardware: dict) -> 
 
 def train_classifier_command(args: argparse.Namespace, command: str, hardware: dict) -> int:
     """Train the feature network of the metrics for --dataset (digits or fashion_mnist) and write it with its sidecar."""
-    from ddimlib.metrics import train_classifier, train_fashion_classifier
+    from ddimlib.metrics import train_classifier
 
     started = time.monotonic()
-    if args.dataset == "digits":
-        train, test = load_digits("train"), load_digits("test")
-        classifier = train_classifier(train.images, train.labels, seed=args.seed)
-    else:
-        train, test = load_fashion_mnist("train"), load_fashion_mnist("test")
-        classifier = train_fashion_classifier(train.images, train.labels, seed=args.seed)
+    train, test = load_image_set(args.dataset, "train"), load_image_set(args.dataset, "test")
+    classifier = train_classifier(train.images, train.labels, args.dataset, seed=args.seed, progress=True)
     with torch.no_grad():
         predicted = torch.cat([classifier(part).argmax(1) for part in test.images.split(2000)])
     accuracy = float((predicted == test.labels).float().mean())
@@ -238,8 +235,7 @@ def train_model_command(args: argparse.Namespace, command: str, hardware: dict) 
         print(f"wrote {args.out} and {args.out.with_suffix('.json')} (no metric: --no-eval)")
         return 0
     try:
-        samples = args.eval_samples or EVAL_SAMPLES.get(args.dataset, 6000)
-        report["metric"] = evaluate(trainer.eps_model(), trainer.config, samples, args.eval_replicates)
+        report["metric"] = evaluate(trainer.eps_model(), trainer.config, eval_samples(args, args.dataset), args.eval_replicates)
     except Exception as error:
         report["metric"] = {"status": "failed", "error": f"{type(error).__name__}: {error}"}
         save_run(trainer, args.out, report)
