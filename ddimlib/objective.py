@@ -122,5 +122,12 @@ def l_simple_on(eps_model: EpsModel, x0: torch.Tensor, alpha: torch.Tensor, gene
     loop calls, so that no step copies the table to the device (a copy that waits for the device)."""
     t = torch.randint(1, alpha.numel(), (x0.shape[0],), generator=generator, device=x0.device)
     noise = torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device=x0.device)
+    return l_simple_given(eps_model, x0, alpha, t, noise)
+
+
+def l_simple_given(eps_model: EpsModel, x0: torch.Tensor, alpha: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    """l_simple for given draws: mean |eps_theta(x_t, t) - eps|^2 with x_t = sqrt(alpha_t) x0 + sqrt(1 - alpha_t) eps
+    (Eq. 4). x0, noise: (B, ...); t: (B,) in 1..T; alpha: (T+1,) in x0's dtype and on its device. What a
+    training loop that draws its own t and noise calls (ddimlib.training: a process's share of a global batch)."""
     x_t = q_sample_unchecked(x0, alpha[t], noise)  # Eq. 4, unchecked: alpha comes from a checked Schedule
     return ((eps_model(x_t, t) - noise) ** 2).mean()

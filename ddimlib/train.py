@@ -22,6 +22,12 @@ torch.compile for training, falling back to eager where compiling fails.
     python -m ddimlib.train --classifier --dataset fashion_mnist --out data/fashion_classifier.pt
 
 train the classifiers whose features the FD and KID metrics use (ddimlib.metrics).
+
+    torchrun --standalone --nproc_per_node=2 -m ddimlib.train --dataset digits --steps 50 --out runs/ddp.pt
+
+trains one model on several processes (DistributedDataParallel: a GPU each, or gloo on the CPU; see
+ddimlib.distributed). --batch-size is the global batch, split evenly among them; rank 0 alone writes and evaluates,
+and every process exits with its status. --resume works at any number of processes.
 """
 
 from __future__ import annotations
@@ -35,7 +41,7 @@ from pathlib import Path
 
 import torch
 
-from ddimlib import metrics
+from ddimlib import distributed, metrics
 from ddimlib.data import IMAGE_SHAPES, TOY_SETS, load_image_set, toy_2d
 from ddimlib.experiments import SAMPLE_BATCH, sample_set
 from ddimlib.loop import placement
@@ -146,6 +152,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     command = "python -m ddimlib.train " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
     hardware = hardware_record()
+    if distributed.launched() and (args.evaluate or args.classifier):
+        raise SystemExit(f"--{'evaluate' if args.evaluate else 'classifier'} runs in one process; "
+                         "start it without torchrun")
     if args.evaluate:
         return evaluate_command(args, command, hardware)
     return (train_classifier_command if args.classifier else train_model_command)(args, command, hardware)
@@ -188,29 +197,50 @@ def train_classifier_command(args: argparse.Namespace, command: str, hardware: d
 
 
 def train_model_command(args: argparse.Namespace, command: str, hardware: dict) -> int:
+    """Train (on one process, or on each of a torchrun launch's), then on rank 0 write and evaluate; every process
+    returns rank 0's status."""
+    world, device = distributed.start(args.device) if distributed.launched() else (distributed.World(), args.device)
+    try:
+        trainer = start_trainer(args, world, device)
+    except ValueError as error:  # a batch size that the processes cannot share
+        raise SystemExit(f"--batch-size: {error}") from None
+    hardware["device"] = hardware_record(trainer.device)["device"]
+    if world.is_main:
+        print(f"training {trainer.config.model} on {args.dataset} on {trainer.device} from step {trainer.step}, "
+              f"batch {trainer.config.batch_size}{', compiled' if trainer.config.compile else ''}"
+              + (f" ({world.size} processes of {trainer.config.batch_size // world.size}, {world.backend})" if world.size > 1 else ""),
+              flush=True)
+    state_path = args.out.with_name(args.out.name + ".state")
+    trainer.train(steps=args.steps, minutes=args.minutes, save_every=args.save_every, save_to=state_path)
+    status = write_and_evaluate(args, command, hardware, trainer, state_path) if world.is_main else 0
+    return world.finish(status)
+
+
+def start_trainer(args: argparse.Namespace, world: distributed.World, device) -> Trainer:
+    """A new Trainer for the command's arguments, or the one of --resume with --lr and --batch-size applied."""
     data = training_data(args.dataset)
     if args.resume:
-        trainer = Trainer.resume(args.resume, data, args.device)
+        trainer = Trainer.resume(args.resume, data, device, world)
         if trainer.config.dataset != args.dataset:
             raise SystemExit(f"--resume {args.resume} was trained on {trainer.config.dataset!r}, not {args.dataset!r}")
         if args.lr is not None:
             trainer.config.lr = args.lr
         if args.batch_size is not None:
+            world.shard(args.batch_size)
             trainer.config.batch_size = args.batch_size  # each run records its own in the sidecar's "runs"
-    else:
-        model, model_config = DEFAULT_MODELS.get(args.dataset, DEFAULT_MODELS["toy"])
-        if args.small:
-            model, model_config = DIGITS_SMALL
-        batch_size = args.batch_size or default_batch_size(pick_device(args.device))
-        config = TrainConfig(dataset=args.dataset, model=model, model_config=model_config, batch_size=batch_size,
-                             lr=args.lr or 2e-3, seed=args.seed, compile=args.compile,
-                             ema_warmup=10 if args.dataset == "fashion_mnist" else 0)
-        trainer = Trainer(config, data, args.device)
-    hardware["device"] = hardware_record(trainer.device)["device"]
-    print(f"training {trainer.config.model} on {args.dataset} on {trainer.device} from step {trainer.step}, "
-          f"batch {trainer.config.batch_size}{', compiled' if trainer.config.compile else ''}", flush=True)
-    state_path = args.out.with_name(args.out.name + ".state")
-    trainer.train(steps=args.steps, minutes=args.minutes, save_every=args.save_every, save_to=state_path)
+        return trainer
+    model, model_config = DEFAULT_MODELS.get(args.dataset, DEFAULT_MODELS["toy"])
+    if args.small:
+        model, model_config = DIGITS_SMALL
+    batch_size = args.batch_size or default_batch_size(pick_device(device))
+    config = TrainConfig(dataset=args.dataset, model=model, model_config=model_config, batch_size=batch_size,
+                         lr=args.lr or 2e-3, seed=args.seed, compile=args.compile,
+                         ema_warmup=10 if args.dataset == "fashion_mnist" else 0)
+    return Trainer(config, data, device, world)
+
+
+def write_and_evaluate(args: argparse.Namespace, command: str, hardware: dict, trainer: Trainer, state_path: Path) -> int:
+    """Rank 0's part after training: the state, the export and its sidecar, then the metric (unless --no-eval)."""
     trainer.runs[-1].update(command=command, lr=trainer.config.lr, hardware=hardware)
     trainer.save(state_path)
     recent = trainer.losses[-200:]
@@ -222,6 +252,7 @@ def train_model_command(args: argparse.Namespace, command: str, hardware: dict) 
         "steps_per_second": trainer.runs[-1]["steps_per_second"],
         "samples_per_second": trainer.runs[-1]["samples_per_second"],
         "hardware": hardware,
+        "processes": trainer.world.record(trainer.config.batch_size),
         "runs": trainer.runs,
         "final_loss_mean_of_last_200_steps": sum(recent) / len(recent),
         "config": trainer.state()["config"],

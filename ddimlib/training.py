@@ -7,6 +7,9 @@
   one fused lerp per step), a budget in steps and/or minutes, a tqdm bar with loss and steps/s.
 - Device: CUDA, then Apple MPS, then CPU, unless given; bf16 autocast on CUDA; optionally a
   torch.compile'd forward pass (TrainConfig.compile), falling back to eager where compiling fails.
+- Several processes (torchrun): given a ddimlib.distributed.World, the model is wrapped in DistributedDataParallel;
+  batch_size stays the global batch, of which each process trains on its share of the same draws, and only rank 0
+  writes the state.
   A training step reads nothing back from the device: the losses stay there and are read every
   LOSS_READ_EVERY steps (for the bar and the history), so a GPU never waits on the Python loop.
 - Checkpoints hold model, EMA, optimizer, step, RNG state, loss history and the config. They are
@@ -31,8 +34,9 @@ from tqdm.auto import tqdm
 
 from ddimlib._validate import require_choice, require_int
 from ddimlib.checkpoints import CHECKPOINT_FORMAT, load_checkpoint, load_weights, save_atomic
+from ddimlib.distributed import World
 from ddimlib.models import MODEL_KINDS, build_model
-from ddimlib.objective import l_simple_on
+from ddimlib.objective import l_simple_given
 from ddimlib.schedules import Schedule, linear_schedule
 
 LOSS_READ_EVERY = 50  # training steps between reads of the losses from the device (the bar's refresh)
@@ -81,13 +85,17 @@ class Trainer:
     """Holds the model, its EMA, the optimizer and the RNG of one run; `train` advances it.
 
     data: the training set, (N, ...) float tensor, moved to the device once.
+    world: the processes that train this model together (ddimlib.distributed.start); one process by default.
     """
 
-    def __init__(self, config: TrainConfig, data: torch.Tensor, device: str | torch.device | None = None):
+    def __init__(self, config: TrainConfig, data: torch.Tensor, device: str | torch.device | None = None,
+                 world: World = World()):
         require_choice("model", config.model, MODEL_KINDS)
         self.config = config
+        self.world = world
+        world.shard(config.batch_size)  # refuses a global batch that the processes cannot share evenly
         self.device = pick_device(device)
-        torch.manual_seed(config.seed)  # the model's initial weights
+        torch.manual_seed(config.seed)  # the model's initial weights, the same in every process
         self.model = build_model(config.model, config.model_config).to(self.device)
         self.ema = AveragedModel(self.model)  # holds the EMA weights; updated by _update_ema, not by update_parameters
         # fused AdamW: one kernel per step, its step counts on the device (the default keeps them on the host and
@@ -100,10 +108,20 @@ class Trainer:
         self.data = data.to(self.device, torch.float32)
         self.schedule = config.schedule()
         self.alpha = self.schedule.alpha.to(torch.float32).to(self.device)  # the training step's table, moved once
-        self.forward = torch.compile(self.model) if config.compile else self.model
+        # the module a step calls: DDP averages the gradients over the processes in backward
+        self.wrapped = self.model if world.size == 1 else torch.nn.parallel.DistributedDataParallel(
+            self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None, forward_sync_buffers=False)
+        self.forward = torch.compile(self.wrapped) if config.compile else self.wrapped
         self.step = 0
         self.losses: list[float] = []
         self.runs: list[dict] = []  # one entry per train() call: steps, wall seconds, steps/s and samples/s
+        self._separate_dropout()
+
+    def _separate_dropout(self) -> None:
+        """Give each process but rank 0 a stream of its own for dropout (the global generator): with the same
+        stream, every process would draw the same masks for its rows. Rank 0 keeps the single-process stream."""
+        if self.world.rank > 0:
+            torch.manual_seed(self.config.seed + (self.world.rank << 32) + self.step)
 
     @torch.no_grad()
     def _update_ema(self) -> None:
@@ -128,14 +146,18 @@ class Trainer:
         return self.config.ema_decay if warmup <= 0 else min(self.config.ema_decay, (1 + step) / (warmup + step))
 
     def _train_step(self) -> torch.Tensor:
-        """One optimizer step; returns the loss as a tensor on the device (nothing is read back)."""
-        config = self.config
+        """One optimizer step; returns this process's loss as a tensor on the device (nothing is read back).
+
+        The global batch (indices, then t, then noise) is drawn whole in every process, from the same stream, and
+        each trains on its share: N processes see what one process sees at the same batch_size."""
+        config, share = self.config, self.world.shard(self.config.batch_size)
         index = torch.randint(0, len(self.data), (config.batch_size,), generator=self.generator, device=self.device)
-        x0 = self.data[index]
+        t = torch.randint(1, self.alpha.numel(), (config.batch_size,), generator=self.generator, device=self.device)
+        noise = torch.randn((config.batch_size, *self.data.shape[1:]), generator=self.generator, device=self.device)
         for group in self.optimizer.param_groups:
             group["lr"] = config.lr * min(1.0, (self.step + 1) / max(1, config.warmup_steps))
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
-            loss = l_simple_on(self.forward, x0, self.alpha, self.generator)
+            loss = l_simple_given(self.forward, self.data[index[share]], self.alpha, t[share], noise[share])
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), config.grad_clip)
@@ -151,10 +173,10 @@ class Trainer:
         try:
             return self._train_step()
         except Exception as error:  # torch.compile raises many kinds (no compiler, unsupported backend, ...)
-            if self.forward is self.model:
+            if self.forward is self.wrapped:
                 raise
             warnings.warn(f"torch.compile failed on {self.device} ({type(error).__name__}: {str(error)[:200]}); training eagerly")
-            self.forward = self.model
+            self.forward = self.wrapped
             self.generator.set_state(random_state[0])
             torch.set_rng_state(random_state[1])
             return self._train_step()
@@ -167,6 +189,10 @@ class Trainer:
         the time. With save_every = k, the full state is also written to save_to after every k-th step
         (counted from the run's start), so that a run killed midway loses at most k steps. Returns the
         losses of the steps taken (also appended to self.losses).
+
+        On several processes the losses are the means over the processes (the global batch's loss), only rank 0
+        shows a bar and writes, and the processes agree on when `minutes` is up at each read of the losses
+        (every LOSS_READ_EVERY steps), so that all of them take the same number of steps.
         """
         if steps is None and minutes is None:
             raise ValueError("give a budget: steps (an integer >= 1) or minutes (> 0), or both; got neither")
@@ -182,22 +208,31 @@ class Trainer:
         started, first = time.monotonic(), len(self.losses)
         deadline = started + 60 * minutes if minutes is not None else float("inf")
         pending: list[torch.Tensor] = []  # losses still on the device
-        run = {"batch_size": self.config.batch_size}
+        run = {"batch_size": self.config.batch_size} | self.world.record(self.config.batch_size)
         self.runs.append(run)
-        bar = tqdm(total=steps, desc=f"train {self.config.dataset}", disable=not progress, unit="step", mininterval=1.0)
+        bar = tqdm(total=steps, desc=f"train {self.config.dataset}", disable=not (progress and self.world.is_main),
+                   unit="step", mininterval=1.0)
         taken = lambda: len(self.losses) - first + len(pending)
+        out_of_time = lambda: time.monotonic() >= deadline
+        together = self.world.size > 1  # then the time is up only when the processes agree, at a read
+        finished = False
         try:
-            while (steps is None or taken() < steps) and time.monotonic() < deadline:
+            while (steps is None or taken() < steps) and not (out_of_time() and not together):
                 pending.append(self._first_step() if taken() == 0 else self._train_step())
                 bar.update(1)
+                stop = False
                 if len(pending) == LOSS_READ_EVERY:
-                    self._read_losses(pending, bar)
+                    stop = self._read_losses(pending, bar, out_of_time())
                 if save_every is not None and taken() % save_every == 0:
-                    self._read_losses(pending, bar)
+                    stop = self._read_losses(pending, bar, out_of_time()) or stop
                     self._record(run, taken(), time.monotonic() - started)
-                    self.save(save_to)
+                    if self.world.is_main:
+                        self.save(save_to)
+                if together and stop:
+                    break
+            finished = True
         finally:  # also when a step raises or the run is interrupted: the steps taken are recorded
-            self._read_losses(pending, bar)
+            self._read_losses(pending, bar, across=finished)  # after a failure, no collective: a process may be gone
             bar.close()
             self._record(run, taken(), time.monotonic() - started)
         return self.losses[first:]
@@ -207,16 +242,24 @@ class Trainer:
         run |= {"steps": steps, "wall_seconds": round(seconds, 1), "steps_per_second": round(steps / seconds, 2),
                 "samples_per_second": round(steps * self.config.batch_size / seconds)}
 
-    def _read_losses(self, pending: list[torch.Tensor], bar) -> list[float]:
+    def _read_losses(self, pending: list[torch.Tensor], bar, out_of_time: bool = False, across: bool = True) -> bool:
         """Read the pending losses from the device at once (the only read-back of training), show them and
-        append them to self.losses."""
-        if not pending:
-            return []
-        values = torch.stack(pending).tolist()
+        append them to self.losses. Returns whether any process is out of time.
+
+        On several processes (with across), one all-reduce carries the losses and the out-of-time flags, and the
+        losses appended are the means over the processes."""
+        if not pending and not (across and self.world.size > 1):
+            return out_of_time
+        together = torch.stack([loss.float() for loss in pending] + [torch.tensor(float(out_of_time), device=self.device)])
+        if across:
+            together = self.world.sum(together)
+        *values, late = together.tolist()
+        values = [value / (self.world.size if across else 1) for value in values]
         pending.clear()
-        bar.set_postfix(loss=f"{sum(values) / len(values):.4f}", step=self.step)
+        if values:
+            bar.set_postfix(loss=f"{sum(values) / len(values):.4f}", step=self.step)
         self.losses.extend(values)
-        return values
+        return late > 0
 
     def eps_model(self, ema: bool = True) -> torch.nn.Module:
         """The trained noise predictor in eval mode (the EMA weights by default)."""
@@ -246,12 +289,14 @@ class Trainer:
         return save_atomic(self.state(), path)
 
     @classmethod
-    def resume(cls, path: str | Path, data: torch.Tensor, device: str | torch.device | None = None) -> "Trainer":
-        """A Trainer restored from a training checkpoint, ready to continue exactly where it stopped."""
+    def resume(cls, path: str | Path, data: torch.Tensor, device: str | torch.device | None = None,
+               world: World = World()) -> "Trainer":
+        """A Trainer restored from a training checkpoint, ready to continue exactly where it stopped, on any
+        number of processes (the state is the same in every process; a checkpoint holds rank 0's)."""
         state = load_checkpoint(path, map_location="cpu")
         if state["kind"] != "training":
             raise ValueError(f"{path} is an inference export (EMA weights only) and cannot be resumed; use load_model")
-        trainer = cls(TrainConfig(**state["config"]), data, device)
+        trainer = cls(TrainConfig(**state["config"]), data, device, world)
         load_weights(trainer.model, state["model"], path)
         trainer.ema.load_state_dict(state["ema"])
         trainer.optimizer.load_state_dict(state["optimizer"])
@@ -262,6 +307,7 @@ class Trainer:
             torch.cuda.set_rng_state_all(state["cuda_rng"])
         trainer.losses = state["losses"].tolist()
         trainer.runs = list(state.get("runs", []))
+        trainer._separate_dropout()
         return trainer
 
     def export(self, path: str | Path, metadata: dict | None = None) -> Path:
