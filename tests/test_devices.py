@@ -13,6 +13,7 @@
 import pytest
 import torch
 
+from ddimlib.distributed import World
 from ddimlib.explorer import explore
 from ddimlib.models import build_model
 from ddimlib.ode import decode, dpm_solver_2m, encode
@@ -120,6 +121,32 @@ def test_training_reads_the_losses_back_once_every_so_many_steps(read_backs):
     # one read (a tolist of the stacked losses) after each LOSS_READ_EVERY steps, none in between
     assert [k + 1 for k, r in enumerate(reads) if r] == [LOSS_READ_EVERY, 2 * LOSS_READ_EVERY]
     assert all(r == 1 for r in reads if r)
+
+
+class TwoOfTheSame(World):
+    """Rank 0 of two processes whose partner holds the same values: its all-reduce doubles (no process group)."""
+
+    def sum(self, tensor):
+        self.reductions.append(tensor.numel())
+        return tensor * self.size
+
+
+def test_training_on_several_processes_adds_no_read_back_and_stops_together(read_backs):
+    """Under DDP the losses and the out-of-time flag travel in one all-reduce per LOSS_READ_EVERY steps and are
+    read back once, as on one process; a time budget ends the run only at such a read, where the processes agree."""
+    config = TrainConfig(dataset="digits", model="unet", model_config=DEFAULT_MODELS["digits"][1], batch_size=8)
+    trainer = Trainer(config, torch.rand(32, *SHAPE) * 2 - 1, device="cpu")
+    trainer.world = world = TwoOfTheSame(rank=0, size=2, backend="gloo")
+    object.__setattr__(world, "reductions", [])
+    trainer.forward = spy = Spy(trainer.model, read_backs)
+    losses = trainer.train(steps=2 * LOSS_READ_EVERY + 5, progress=False)
+    reads = [b - a for a, b in zip(spy.marks, spy.marks[1:])]
+    assert [k + 1 for k, r in enumerate(reads) if r] == [LOSS_READ_EVERY, 2 * LOSS_READ_EVERY]
+    # one all-reduce per read (the losses and the flag), and one at the end for the last 5
+    assert world.reductions == [LOSS_READ_EVERY + 1, LOSS_READ_EVERY + 1, 5 + 1] and len(losses) == 2 * LOSS_READ_EVERY + 5
+    assert trainer.runs[-1]["world_size"] == 2 and trainer.runs[-1]["batch_per_process"] == 4
+    # out of time from the first step: the processes stop together at the first read, not at once
+    assert len(trainer.train(minutes=1e-9, progress=False)) == LOSS_READ_EVERY
 
 
 # ------------------------------------------------------------------ on a real GPU (skipped without one)
