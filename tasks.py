@@ -4,7 +4,7 @@
     python3 tasks.py run            execute every notebook headless; results under build/
     python3 tasks.py run 04         only the notebooks named (a number or a name), e.g. before a class
     python3 tasks.py run --quick    the same with every budget small (each notebook in under a minute); build/quick/
-    python3 tasks.py test           run the unit tests and every notebook (nbval), with coverage
+    python3 tasks.py test           ruff, then the unit tests and every notebook (nbval), with coverage
     python3 tasks.py device-check   the GPU checks and figures of benchmarks/device_check.py
     python3 tasks.py slides         two lectures as reveal.js decks from the executed notebooks: build/slides/
 
@@ -46,10 +46,22 @@ LECTURES = {
 }
 # everything a deck loads, from the npm registry (pinned, checked), so that the decks work offline in a lecture hall
 SLIDE_ASSETS = {
-    "reveal.js": ("https://registry.npmjs.org/reveal.js/-/reveal.js-4.6.1.tgz", "4f4121ef2b8e7e9398bdecd7b3b6ce5e0ee3a2f5af221708eb6c4ce03bcae6be"),
-    "mathjax": ("https://registry.npmjs.org/mathjax/-/mathjax-2.7.7.tgz", "f0054315d40f7288b2373b23520677fd1132a405702dfca05ee6ebe5cd0a8677"),
-    "jquery": ("https://registry.npmjs.org/jquery/-/jquery-3.7.1.tgz", "68a9f787516da47c680e09c187bcbac4536b6f85d90eb882844e12919e583f53"),
-    "requirejs": ("https://registry.npmjs.org/requirejs/-/requirejs-2.3.7.tgz", "31f3330c978fb28684622fe71165dc946432cf0210b2ea8a1ca0233e70f2737d"),
+    "reveal.js": (
+        "https://registry.npmjs.org/reveal.js/-/reveal.js-4.6.1.tgz",
+        "4f4121ef2b8e7e9398bdecd7b3b6ce5e0ee3a2f5af221708eb6c4ce03bcae6be",
+    ),
+    "mathjax": (
+        "https://registry.npmjs.org/mathjax/-/mathjax-2.7.7.tgz",
+        "f0054315d40f7288b2373b23520677fd1132a405702dfca05ee6ebe5cd0a8677",
+    ),
+    "jquery": (
+        "https://registry.npmjs.org/jquery/-/jquery-3.7.1.tgz",
+        "68a9f787516da47c680e09c187bcbac4536b6f85d90eb882844e12919e583f53",
+    ),
+    "requirejs": (
+        "https://registry.npmjs.org/requirejs/-/requirejs-2.3.7.tgz",
+        "31f3330c978fb28684622fe71165dc946432cf0210b2ea8a1ca0233e70f2737d",
+    ),
 }
 # nbconvert's reveal template always imports mermaid (for diagrams, which the notebooks have none of) from a CDN
 MERMAID_IMPORT = "import mermaid from '{url}';\n  mermaid.initialize({{ startOnLoad: true }});"
@@ -63,7 +75,7 @@ def venv_python() -> Path:
 
 
 def nvidia_gpu_present() -> bool:
-    """An NVIDIA driver that sees a GPU: `nvidia-smi -L` lists one (or, without nvidia-smi, the driver's /proc entry)."""
+    """An NVIDIA driver that sees a GPU: `nvidia-smi -L` lists one (without nvidia-smi: the driver's /proc entry)."""
     if shutil.which("nvidia-smi"):
         try:
             listing = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=20)
@@ -89,15 +101,19 @@ def torch_install(system: str, has_nvidia_gpu: bool, cpu_index_reachable: bool) 
     fraction of the size. macOS and Windows get a CPU (or Apple GPU) build from the default index.
     """
     if system == "Windows" and has_nvidia_gpu:
-        return [TORCH_PIN], ("Windows with an NVIDIA GPU: the default index has only the CPU build for Windows; for the GPU, "
-                             "install torch into .venv from the CUDA index that PyTorch's install instructions give")
+        return [TORCH_PIN], (
+            "Windows with an NVIDIA GPU: the default index has only the CPU build for Windows; for the GPU, "
+            "install torch into .venv from the CUDA index that PyTorch's install instructions give"
+        )
     if system != "Linux":
         return [TORCH_PIN], f"{system}: the default index's build is the one for this system (CPU, or Apple's GPU)"
     if has_nvidia_gpu:
         return [TORCH_PIN], "an NVIDIA GPU is present: the default (CUDA) build, so the series runs on it"
     if cpu_index_reachable:
         return [TORCH_PIN, "--index-url", CPU_INDEX], f"no NVIDIA GPU: the CPU-only build from {CPU_INDEX}"
-    return [TORCH_PIN], f"no NVIDIA GPU, but {CPU_INDEX} cannot be reached: the default index instead (its build may be CUDA's)"
+    return [
+        TORCH_PIN
+    ], f"no NVIDIA GPU, but {CPU_INDEX} cannot be reached: the default index instead (its build may be CUDA's)"
 
 
 def install_torch(pip: list[str], arguments: list[str]) -> None:
@@ -120,8 +136,14 @@ def ensure_env() -> Path:
         venv.create(VENV, with_pip=True)
     pip = [str(venv_python()), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
     gpu = nvidia_gpu_present()
-    arguments, reason = torch_install(platform.system(), gpu, not gpu and platform.system() == "Linux" and reachable(CPU_INDEX + "/torch/"))
-    print(f"[tasks] installing {TORCH_PIN}: {reason} (an existing .venv keeps the torch it has: delete .venv to change it)", flush=True)
+    arguments, reason = torch_install(
+        platform.system(), gpu, not gpu and platform.system() == "Linux" and reachable(CPU_INDEX + "/torch/")
+    )
+    print(
+        f"[tasks] installing {TORCH_PIN}: {reason} (an existing .venv keeps the torch it has: delete .venv to change "
+        f"it)",
+        flush=True,
+    )
     install_torch(pip, arguments)
     print("[tasks] installing ddimlib[test]", flush=True)
     subprocess.run([*pip, "-e", f"{ROOT}[test]"], check=True)
@@ -133,18 +155,30 @@ def ensure_fashion_mnist(python: str) -> None:
     """Fashion-MNIST (notebooks 03-04) where ddimlib.data looks for it; if it is in none of those places, Debian's
     package dataset-fashion-mnist where apt-get can install it (as root); else say what to run. Never fails: a
     machine without it downloads it on first use, or gets ddimlib's error that names every place it looked."""
-    find = [python, "-c", "from ddimlib.data import find_idx_folder; print(find_idx_folder('fashion_mnist', download=False))"]
+    find = [
+        python,
+        "-c",
+        "from ddimlib.data import find_idx_folder; print(find_idx_folder('fashion_mnist', download=False))",
+    ]
     found = subprocess.run(find, capture_output=True, text=True)
     if found.returncode == 0:
         print(f"[tasks] Fashion-MNIST: {found.stdout.strip()}", flush=True)
         return
     if shutil.which("apt-get") and hasattr(os, "geteuid") and os.geteuid() == 0:
         print("[tasks] Fashion-MNIST: installing Debian's package dataset-fashion-mnist (31 MB)", flush=True)
-        quiet = {"capture_output": True, "text": True, "stdin": subprocess.DEVNULL, "env": os.environ | {"DEBIAN_FRONTEND": "noninteractive"}}
-        apt = lambda *arguments: subprocess.run(["apt-get", *arguments], timeout=600, **quiet)  # a stalled mirror ends, not hangs
+        quiet = {
+            "capture_output": True,
+            "text": True,
+            "stdin": subprocess.DEVNULL,
+            "env": os.environ | {"DEBIAN_FRONTEND": "noninteractive"},
+        }
+        apt = lambda *arguments: subprocess.run(
+            ["apt-get", *arguments], timeout=600, **quiet
+        )  # a stalled mirror ends, not hangs
         try:
             installed = apt("install", "-y", "-q", "dataset-fashion-mnist")
-            if installed.returncode != 0:  # a fresh machine's package lists may be empty: update them once, then try again
+            # a fresh machine's package lists may be empty: update them once, then try again
+            if installed.returncode != 0:
                 apt("update", "-q")
                 installed = apt("install", "-y", "-q", "dataset-fashion-mnist")
             said = (installed.stderr or installed.stdout).strip()[-300:]
@@ -186,13 +220,21 @@ class CellProgress:
         self.current = (cell_index, time.monotonic())
         first = next((line for line in cell.source.splitlines() if line.strip()), "")[:70]
         number = self.code_cells.index(cell_index) + 1
-        print(f"[tasks]   {self.name} cell {number}/{len(self.code_cells)} at {minutes_seconds(time.monotonic() - self.started)}: {first}", flush=True)
+        print(
+            f"[tasks]   {self.name} cell {number}/{len(self.code_cells)} at "
+            f"{minutes_seconds(time.monotonic() - self.started)}: {first}",
+            flush=True,
+        )
 
     def _heartbeat(self):
         while not self._stop.wait(HEARTBEAT_SECONDS):
             if self.current:
                 index, since = self.current
-                print(f"[tasks]   {self.name} still on cell {self.code_cells.index(index) + 1} ({minutes_seconds(time.monotonic() - since)} so far)", flush=True)
+                print(
+                    f"[tasks]   {self.name} still on cell {self.code_cells.index(index) + 1} "
+                    f"({minutes_seconds(time.monotonic() - since)} so far)",
+                    flush=True,
+                )
 
     def stop(self):
         self._stop.set()
@@ -201,6 +243,7 @@ class CellProgress:
 def busy_cores(seconds: float = 1.0) -> float:
     """How many cores other programs keep busy now: the machine's CPU use over `seconds`, read between two
     notebooks (when no kernel of ours runs). From /proc/stat on Linux; elsewhere the 1-minute load average."""
+
     def busy_and_total():
         fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
         idle = fields[3] + fields[4]  # idle + iowait
@@ -258,22 +301,40 @@ def execute_notebooks(paths: list[Path], build: Path) -> int:
             threads = kernel_threads(cores, busy_cores())
             os.environ["OMP_NUM_THREADS"] = str(threads)  # the kernel inherits it; torch reads it when it starts
             if threads < cores:
-                print(f"[tasks]   other programs keep {cores - threads} of {cores} cores busy: torch gets {threads} thread(s)", flush=True)
+                print(
+                    f"[tasks]   other programs keep {cores - threads} of {cores} cores busy: torch gets {threads} "
+                    f"thread(s)",
+                    flush=True,
+                )
         progress = CellProgress(path.stem, nb)
         started = time.monotonic()
         with tempfile.TemporaryDirectory() as folder:
-            # store_widget_state=False: with widget state saved, a renderer without a live kernel (nbconvert's HTML, a web
+            # store_widget_state=False: with widget state saved, a renderer without a live kernel (nbconvert's HTML, a
+            # web
             # viewer) draws the widget from JavaScript it fetches online, and shows nothing offline; without it, the
             # output's own still picture (text/html) is what it shows
-            client = NotebookClient(nb, kernel_name="python3", config=kernel_config(Path(folder)), timeout=3600, record_timing=False,
-                                    store_widget_state=False,
-                                    resources={"metadata": {"path": str(path.parent)}}, on_cell_start=progress.on_cell_start)
+            client = NotebookClient(
+                nb,
+                kernel_name="python3",
+                config=kernel_config(Path(folder)),
+                timeout=3600,
+                record_timing=False,
+                store_widget_state=False,
+                resources={"metadata": {"path": str(path.parent)}},
+                on_cell_start=progress.on_cell_start,
+            )
             try:
                 client.execute()
             except Exception as error:  # an error in a cell, or a kernel that died or timed out: note it and go on
                 index = progress.current[0] if progress.current else -1
-                message = f"{error.ename}: {error.evalue}" if isinstance(error, CellExecutionError) else f"{type(error).__name__}: {error}"
-                failures.append((path.name, progress.code_cells.index(index) + 1 if index >= 0 else "?", message.strip()))
+                message = (
+                    f"{error.ename}: {error.evalue}"
+                    if isinstance(error, CellExecutionError)
+                    else f"{type(error).__name__}: {error}"
+                )
+                failures.append(
+                    (path.name, progress.code_cells.index(index) + 1 if index >= 0 else "?", message.strip())
+                )
                 print(f"[tasks]   FAILED: {failures[-1][2]}", flush=True)
             finally:
                 progress.stop()
@@ -289,13 +350,26 @@ def execute_notebooks(paths: list[Path], build: Path) -> int:
                 if png:
                     count += 1
                     (fig_dir / f"cell{index:02d}_{count:02d}.png").write_bytes(base64.b64decode(png))
-        print(f"[tasks]   -> {out_dir / path.name} and {count} figure(s) in {fig_dir}/ "
-              f"({minutes_seconds(times[path.stem])})", flush=True)
-        record = {"date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()}",
-                  "seconds": times, "failed": [name for name, _, _ in failures]}
-        (build / "run_times.json").write_text(json.dumps(record, indent=2) + "\n")  # after each notebook: what has finished
-    print(f"[tasks] {len(paths) - len(failures)} of {len(paths)} notebooks ran in {minutes_seconds(sum(times.values()))}; "
-          f"times in {build / 'run_times.json'}", flush=True)
+        print(
+            f"[tasks]   -> {out_dir / path.name} and {count} figure(s) in {fig_dir}/ "
+            f"({minutes_seconds(times[path.stem])})",
+            flush=True,
+        )
+        record = {
+            "date": time.strftime("%Y-%m-%d"),
+            "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()}",
+            "seconds": times,
+            "failed": [name for name, _, _ in failures],
+        }
+        (build / "run_times.json").write_text(
+            json.dumps(record, indent=2) + "\n"
+        )  # after each notebook: what has finished
+    print(
+        f"[tasks] {len(paths) - len(failures)} of {len(paths)} notebooks ran in "
+        f"{minutes_seconds(sum(times.values()))}; "
+        f"times in {build / 'run_times.json'}",
+        flush=True,
+    )
     for name, cell, error in failures:
         print(f"[tasks] FAILED {name}, code cell {cell}: {error}", flush=True)
     return 1 if failures else 0
@@ -315,7 +389,11 @@ def fetch_asset(name: str, target: Path) -> Path:
         raise RuntimeError(f"{url} does not have the expected sha256 {sha256}")
     shutil.rmtree(folder, ignore_errors=True)
     with tarfile.open(fileobj=__import__("io").BytesIO(data)) as archive:
-        members = [m for m in archive.getmembers() if m.name.startswith("package/") and not m.name.startswith(("package/unpacked/", "package/test/"))]
+        members = [
+            m
+            for m in archive.getmembers()
+            if m.name.startswith("package/") and not m.name.startswith(("package/unpacked/", "package/test/"))
+        ]
         for member in members:
             member.name = member.name.removeprefix("package/")
         archive.extractall(folder, members=members, filter="data")
@@ -326,13 +404,16 @@ def fetch_asset(name: str, target: Path) -> Path:
 def slide_type(cell) -> str:
     """A cell's place in the deck: its own slideshow metadata if it has some (a lecturer's choice), else from its
     role: a heading of level 1 or 2 starts a slide, level 3 a sub-slide (below it), setup code and exercise solutions
-    are skipped, a folded <details> block becomes speaker notes (press s in the deck); anything else continues the slide."""
+    are skipped, a folded <details> block becomes speaker notes (press s in the deck); anything else continues the
+    slide."""
     own = cell.metadata.get("slideshow", {}).get("slide_type")
     if own:
         return own
     text = cell.source.lstrip()
     if cell.cell_type == "code":
-        return "skip" if {"setup", "solution"} & set(cell.metadata.get("tags", [])) else "-"  # no exercise solutions on a slide
+        return (
+            "skip" if {"setup", "solution"} & set(cell.metadata.get("tags", [])) else "-"
+        )  # no exercise solutions on a slide
     if text.startswith(("# ", "## ")):
         return "slide"
     if text.startswith("### "):
@@ -341,7 +422,8 @@ def slide_type(cell) -> str:
 
 
 def build_slides(build: Path) -> int:
-    """Run inside .venv: one reveal.js deck per lecture from the committed notebooks' cells and outputs (nothing is executed)."""
+    """Run inside .venv: one reveal.js deck per lecture from the committed notebooks' cells and outputs (nothing is
+    executed)."""
     import nbformat
     from nbconvert import SlidesExporter
 
@@ -349,12 +431,19 @@ def build_slides(build: Path) -> int:
     out.mkdir(parents=True, exist_ok=True)
     for name in SLIDE_ASSETS:
         fetch_asset(name, out)
-    exporter = SlidesExporter(reveal_url_prefix="reveal.js", reveal_scroll=True, reveal_theme="white",  # its fonts ship with reveal.js
-                              mathjax_url="mathjax/MathJax.js?config=TeX-AMS_CHTML-full,Safe", jquery_url="jquery/dist/jquery.min.js",
-                              require_js_url="requirejs/require.js")
+    exporter = SlidesExporter(
+        reveal_url_prefix="reveal.js",
+        reveal_scroll=True,
+        reveal_theme="white",  # its fonts ship with reveal.js
+        mathjax_url="mathjax/MathJax.js?config=TeX-AMS_CHTML-full,Safe",
+        jquery_url="jquery/dist/jquery.min.js",
+        require_js_url="requirejs/require.js",
+    )
     for lecture, stems in LECTURES.items():
         metadata = nbformat.read(ROOT / "notebooks" / f"{stems[0]}.ipynb", as_version=4).metadata
-        metadata.pop("widgets", None)  # no live widgets in a deck: the explorer shows its still picture and says to run it
+        metadata.pop(
+            "widgets", None
+        )  # no live widgets in a deck: the explorer shows its still picture and says to run it
         deck = nbformat.v4.new_notebook(metadata=metadata)
         for stem in stems:
             for cell in nbformat.read(ROOT / "notebooks" / f"{stem}.ipynb", as_version=4).cells:
@@ -378,7 +467,9 @@ def select_notebooks(names: list[str]) -> list[Path]:
     for name in names:
         found = [path for path in every if path.stem == name or path.stem.split("_")[0] == name.zfill(2)]
         if not found:
-            raise SystemExit(f"[tasks] no notebook {name!r}: give a number or a name from {', '.join(path.stem for path in every)}")
+            raise SystemExit(
+                f"[tasks] no notebook {name!r}: give a number or a name from {', '.join(path.stem for path in every)}"
+            )
         chosen += [path for path in found if path not in chosen]
     return sorted(chosen)
 
@@ -410,9 +501,12 @@ def run_interruptibly(command: list[str], env: dict) -> int:
         record = Path(env["DDIMLIB_BUILD"]) / "run_times.json"
         finished = json.loads(record.read_text())["seconds"] if record.exists() else {}
         name = signal.Signals(received[0]).name if received else "an interrupt"
-        print(f"\n[tasks] interrupted by {name}: the run stopped, nothing is left running. Finished before it: "
-              f"{', '.join(finished) or 'none'} (in {record.parent / 'notebooks'}); the notebook it was in did not fail, it was stopped.",
-              flush=True)
+        print(
+            f"\n[tasks] interrupted by {name}: the run stopped, nothing is left running. Finished before it: "
+            f"{', '.join(finished) or 'none'} (in {record.parent / 'notebooks'}); the notebook it was in did not "
+            f"fail, it was stopped.",
+            flush=True,
+        )
         return 128 + (received[0] if received else signal.SIGINT)
     finally:
         for sig, handler in previous.items():
@@ -422,15 +516,31 @@ def run_interruptibly(command: list[str], env: dict) -> int:
 def parser():
     import argparse
 
-    top = argparse.ArgumentParser(prog="python3 tasks.py", description=__doc__.split("\n\n")[0],
-                                  formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
+    top = argparse.ArgumentParser(
+        prog="python3 tasks.py",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__.split("\n\n", 1)[1],
+    )
     commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
     run = commands.add_parser("run", help="execute the notebooks headless into build/ (all, or the ones named)")
-    run.add_argument("notebooks", nargs="*", metavar="NOTEBOOK", help="a number (04) or a name (04_step_sweep); default: all")
-    run.add_argument("--quick", action="store_true", help="every budget small (each notebook in under a minute), into build/quick/")
-    commands.add_parser("test", help="the unit tests and every notebook (nbval), with coverage; other arguments go to pytest")
-    commands.add_parser("device-check", help="the GPU checks and figures of benchmarks/device_check.py; other arguments go to it")
-    commands.add_parser("slides", help="two lectures as reveal.js decks from the committed notebooks, into build/slides/")
+    run.add_argument(
+        "notebooks", nargs="*", metavar="NOTEBOOK", help="a number (04) or a name (04_step_sweep); default: all"
+    )
+    run.add_argument(
+        "--quick", action="store_true", help="every budget small (each notebook in under a minute), into build/quick/"
+    )
+    commands.add_parser(
+        "test",
+        help="ruff (lint and format check), then the unit tests and every notebook (nbval), with coverage; other "
+        "arguments go to pytest (and skip ruff)",
+    )
+    commands.add_parser(
+        "device-check", help="the GPU checks and figures of benchmarks/device_check.py; other arguments go to it"
+    )
+    commands.add_parser(
+        "slides", help="two lectures as reveal.js decks from the committed notebooks, into build/slides/"
+    )
     return top
 
 
@@ -449,16 +559,41 @@ def main(argv: list[str]) -> int:
     python = str(ensure_env())
     if args.command in ("run", "test"):
         ensure_fashion_mnist(python)
-    if args.command == "run":  # no progress bars inside the notebooks: the saved outputs would keep them; run prints each cell instead
+    # no progress bars inside the notebooks: the saved outputs would keep them; run prints each cell instead
+    if args.command == "run":
         build = ROOT / "build" / ("quick" if args.quick else "")
-        environment = os.environ | {"DDIMLIB_PROGRESS": "0", "DDIMLIB_QUICK": "1" if args.quick else "0", "DDIMLIB_BUILD": str(build)}
+        environment = os.environ | {
+            "DDIMLIB_PROGRESS": "0",
+            "DDIMLIB_QUICK": "1" if args.quick else "0",
+            "DDIMLIB_BUILD": str(build),
+        }
         return run_interruptibly([python, str(Path(__file__).resolve()), "_execute", *map(str, paths)], environment)
     if args.command == "slides":
         return subprocess.run([python, str(Path(__file__).resolve()), "_slides"], cwd=ROOT).returncode
     if args.command == "device-check":
         return subprocess.run([python, str(ROOT / "benchmarks" / "device_check.py"), *extra], cwd=ROOT).returncode
+    lint = lint_failures(python) if not extra else []  # with pytest arguments (one file, -k): only the tests
     pytest = [python, "-m", "pytest", "--nbval-lax", "--cov=ddimlib", "--cov-report=term-missing:skip-covered", *extra]
-    return subprocess.run(pytest, cwd=ROOT).returncode
+    status = subprocess.run(pytest, cwd=ROOT).returncode
+    if lint:
+        print(
+            f"[tasks] ruff found problems ({', '.join(lint)}): run `{python} -m ruff check --fix .` and "
+            f"`{python} -m ruff format .`",
+            file=sys.stderr,
+        )
+    return status or (1 if lint else 0)
+
+
+def lint_failures(python: str) -> list[str]:
+    """Run ruff's lint and its format check (settings in pyproject.toml) on the project; the names of those that
+    failed. Their findings are printed; the tests run either way."""
+    checks = {"ruff check": ["check", "."], "ruff format --check": ["format", "--check", "."]}
+    failed = []
+    for name, arguments in checks.items():
+        print(f"[tasks] {name}", flush=True)
+        if subprocess.run([python, "-m", "ruff", *arguments], cwd=ROOT).returncode != 0:
+            failed.append(name)
+    return failed
 
 
 if __name__ == "__main__":

@@ -33,9 +33,26 @@ import torch
 def throughput(processes: int, threads: int, args: argparse.Namespace, folder: Path) -> float:
     """samples/s of one training run of args.steps steps on `processes` processes of `threads` threads each."""
     out = folder / f"run_{processes}x{threads}.pt"
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}",
-               "-m", "ddimlib.train", "--dataset", args.dataset, "--steps", str(args.steps), "--batch-size",
-               str(args.batch_size), "--save-every", str(10 * args.steps), "--no-eval", "--out", str(out)]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc_per_node={processes}",
+        "-m",
+        "ddimlib.train",
+        "--dataset",
+        args.dataset,
+        "--steps",
+        str(args.steps),
+        "--batch-size",
+        str(args.batch_size),
+        "--save-every",
+        str(10 * args.steps),
+        "--no-eval",
+        "--out",
+        str(out),
+    ]
     env = os.environ | {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     done = subprocess.run(command, env=env, capture_output=True, text=True)
     if done.returncode != 0:
@@ -50,20 +67,28 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--dataset", default="digits", choices=("digits", "fashion_mnist"))
     parser.add_argument("--steps", type=int, default=100, help="training steps per run")
     parser.add_argument("--batch-size", type=int, default=128, help="the global batch (split among the processes)")
-    parser.add_argument("--configs", default="1x1,1x2,2x1", help="PROCESSESxTHREADS, comma-separated; the first is the reference")
+    parser.add_argument(
+        "--configs", default="1x1,1x2,2x1", help="PROCESSESxTHREADS, comma-separated; the first is the reference"
+    )
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; the median is reported")
     args = parser.parse_args(argv)
     configs = [tuple(int(n) for n in config.split("x")) for config in args.configs.split(",")]
-    print(f"{args.dataset}, global batch {args.batch_size}, {args.steps} steps per run, {args.rounds} rounds; "
-          f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
-          f"CUDA GPUs: {torch.cuda.device_count()}", flush=True)
+    print(
+        f"{args.dataset}, global batch {args.batch_size}, {args.steps} steps per run, {args.rounds} rounds; "
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+        f"CUDA GPUs: {torch.cuda.device_count()}",
+        flush=True,
+    )
     figures: dict[tuple[int, int], list[float]] = {config: [] for config in configs}
     with tempfile.TemporaryDirectory() as folder:
         for round_ in range(args.rounds):
             for config in configs:
                 figures[config].append(throughput(*config, args, Path(folder)))
-                print(f"round {round_ + 1}: {config[0]} process(es) x {config[1]} thread(s): "
-                      f"{figures[config][-1]:.0f} samples/s", flush=True)
+                print(
+                    f"round {round_ + 1}: {config[0]} process(es) x {config[1]} thread(s): "
+                    f"{figures[config][-1]:.0f} samples/s",
+                    flush=True,
+                )
     reference = statistics.median(figures[configs[0]])
     print(f"\n| processes x threads | samples/s (median of {args.rounds}) | against {configs[0][0]}x{configs[0][1]} |")
     print("|---|---|---|")

@@ -39,7 +39,7 @@ from ddimlib.oracle import eight_gaussians  # noqa: E402
 from ddimlib.sampling import sample  # noqa: E402
 from ddimlib.schedules import timesteps  # noqa: E402
 from ddimlib.timing import interleaved_medians, network_only  # noqa: E402
-from ddimlib.training import Trainer, TrainConfig, default_batch_size, load_model  # noqa: E402
+from ddimlib.training import TrainConfig, Trainer, default_batch_size, load_model  # noqa: E402
 
 CHECKPOINT = ROOT / "data" / "checkpoints" / "digits_unet.pt"
 
@@ -91,7 +91,10 @@ def agreement(device: torch.device) -> dict:
     noise = lambda: torch.Generator().manual_seed(2)  # noqa: E731
     cpu = sample(oracle, schedule, x_T, 50, eta=1.0, generator=noise(), progress=False)
     gpu = sample(oracle, schedule, x_T.to(device), 50, eta=1.0, generator=noise(), progress=False).cpu()
-    result["float64, exact oracle, eta = 1"] = {"max": float((gpu - cpu).abs().max()), "mean": float((gpu - cpu).abs().mean())}
+    result["float64, exact oracle, eta = 1"] = {
+        "max": float((gpu - cpu).abs().max()),
+        "mean": float((gpu - cpu).abs().mean()),
+    }
     return result
 
 
@@ -119,21 +122,30 @@ def training_throughput(device: torch.device, compile: bool, steps: int = 150) -
     from ddimlib.train import DEFAULT_MODELS
 
     model_kind, model_config = DEFAULT_MODELS["digits"]
-    config = TrainConfig(model=model_kind, model_config=model_config, batch_size=default_batch_size(device), compile=compile)
+    config = TrainConfig(
+        model=model_kind, model_config=model_config, batch_size=default_batch_size(device), compile=compile
+    )
     trainer = Trainer(config, load_digits("train").images, device)
     started = time.monotonic()
     trainer.train(steps=50, progress=False)  # warm-up (and compilation)
     warm_up = time.monotonic() - started
     trainer.train(steps=steps, progress=False)
     run = trainer.runs[-1]
-    return {"batch": config.batch_size, "steps_per_second": run["steps_per_second"], "samples_per_second": run["samples_per_second"],
-            "warm_up_seconds": round(warm_up, 1), "compiled": compile and trainer.forward is not trainer.model}
+    return {
+        "batch": config.batch_size,
+        "steps_per_second": run["steps_per_second"],
+        "samples_per_second": run["samples_per_second"],
+        "warm_up_seconds": round(warm_up, 1),
+        "compiled": compile and trainer.forward is not trainer.model,
+    }
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "build" / "device_check")
-    parser.add_argument("--train-minutes", type=float, help="the training run's budget (default: 3 on CUDA, skipped on a CPU)")
+    parser.add_argument(
+        "--train-minutes", type=float, help="the training run's budget (default: 3 on CUDA, skipped on a CPU)"
+    )
     parser.add_argument("--repeats", type=int, default=9, help="interleaved rounds of the sampler timing")
     args = parser.parse_args()
     cuda = torch.cuda.is_available()
@@ -147,8 +159,12 @@ def main() -> int:
 
     if cuda:
         print("1. CUDA tests", flush=True)
-        tests = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(ROOT / "tests" / "test_devices.py")],
-                               cwd=ROOT, capture_output=True, text=True)
+        tests = subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(ROOT / "tests" / "test_devices.py")],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        )
         summary = tests.stdout.strip().splitlines()[-1] if tests.stdout.strip() else tests.stderr.strip()[-200:]
         figures["cuda_tests"] = summary
         rows.append(("CUDA tests (tests/test_devices.py)", summary, "pass" if tests.returncode == 0 else "FAIL"))
@@ -165,38 +181,76 @@ def main() -> int:
         rows.append((f"{loop}, ms per step (S = 50, batch 256)", f"{ms:.3f}", ""))
     ours = times["ddimlib sample"]
     # The goals are a GPU's, whose synchronized timings are steady; on a shared CPU, runs timed seconds apart differ
-    # by several percent (benchmarks/sampler_overhead.py splits each run instead), so there the figures are reported only.
-    judge = lambda met, goal: ("met" if met else f"NOT met (goal: {goal})") if cuda else "CPU: reported, not judged"  # noqa: E731
-    rows.append(("sample vs bare loop", f"{100 * (ours / times['bare 6-line loop'] - 1):+.1f} %", judge(ours <= 1.05 * times["bare 6-line loop"], "within 5 %")))
+    # by several percent (benchmarks/sampler_overhead.py splits each run instead), so there the figures are reported
+    # only.
+    # noqa: E731
+    judge = lambda met, goal: ("met" if met else f"NOT met (goal: {goal})") if cuda else "CPU: reported, not judged"
+    rows.append(
+        (
+            "sample vs bare loop",
+            f"{100 * (ours / times['bare 6-line loop'] - 1):+.1f} %",
+            judge(ours <= 1.05 * times["bare 6-line loop"], "within 5 %"),
+        )
+    )
     if "diffusers DDIMScheduler" in times:
         theirs = times["diffusers DDIMScheduler"]
-        rows.append(("sample vs diffusers' loop", f"{100 * (ours / theirs - 1):+.1f} %", judge(ours <= theirs, "no slower")))
+        rows.append(
+            ("sample vs diffusers' loop", f"{100 * (ours / theirs - 1):+.1f} %", judge(ours <= theirs, "no slower"))
+        )
     else:
         rows.append(("sample vs diffusers' loop", "skipped: diffusers not installed (pip install -e .[bench])", ""))
 
     print("4. training throughput", flush=True)
-    for compile in ([False, True] if cuda else [False]):
+    for compile in [False, True] if cuda else [False]:
         result = figures[f"training_{'compiled' if compile else 'eager'}"] = training_throughput(device, compile)
         label = "compiled" if result["compiled"] else ("compile failed, eager" if compile else "eager")
-        goal = ("met" if result["samples_per_second"] >= 100_000 else "NOT met (goal: 100k samples/s on an H100/H200)") if cuda else ""
-        rows.append((f"training, {label}, batch {result['batch']}", f"{result['steps_per_second']:.1f} steps/s, {result['samples_per_second']:,} samples/s", goal))
+        goal = (
+            ("met" if result["samples_per_second"] >= 100_000 else "NOT met (goal: 100k samples/s on an H100/H200)")
+            if cuda
+            else ""
+        )
+        rows.append(
+            (
+                f"training, {label}, batch {result['batch']}",
+                f"{result['steps_per_second']:.1f} steps/s, {result['samples_per_second']:,} samples/s",
+                goal,
+            )
+        )
     if not cuda:
         rows.append(("training, compiled", "skipped on a CPU (slower here: see benchmarks/README.md)", ""))
 
     if minutes > 0:
         print(f"5. a {minutes:g}-minute training run", flush=True)
         out = args.out / "digits_device_check.pt"
-        command = [sys.executable, "-m", "ddimlib.train", "--dataset", "digits", "--minutes", str(minutes), "--out", str(out)]
+        command = [
+            sys.executable,
+            "-m",
+            "ddimlib.train",
+            "--dataset",
+            "digits",
+            "--minutes",
+            str(minutes),
+            "--out",
+            str(out),
+        ]
         if cuda:
             command.append("--compile")
         finished = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
         sidecar = json.loads(out.with_suffix(".json").read_text()) if out.with_suffix(".json").exists() else {}
         metric = sidecar.get("metric", {})
-        figures["training_run"] = {"command": " ".join(command[1:]), "steps": sidecar.get("steps"), "samples_per_second": sidecar.get("samples_per_second"),
-                                   "metric": metric, "returncode": finished.returncode}
+        figures["training_run"] = {
+            "command": " ".join(command[1:]),
+            "steps": sidecar.get("steps"),
+            "samples_per_second": sidecar.get("samples_per_second"),
+            "metric": metric,
+            "returncode": finished.returncode,
+        }
         if "fd" in metric:
-            figure = (f"{sidecar['steps']} steps; FD {metric['fd']:.2f} +- {metric['fd_se']:.2f} vs floor {metric['floor_fd']:.2f} "
-                      f"({metric['fd_over_floor']:.2f}x), {metric['replicates']} sets of {metric['n']:,} samples")
+            figure = (
+                f"{sidecar['steps']} steps; FD {metric['fd']:.2f} +- {metric['fd_se']:.2f} vs floor "
+                f"{metric['floor_fd']:.2f} "
+                f"({metric['fd_over_floor']:.2f}x), {metric['replicates']} sets of {metric['n']:,} samples"
+            )
         else:
             figure = f"no metric ({metric.get('error') or finished.stderr.strip()[-200:]})"
         rows.append((f"training run, {minutes:g} min", figure, "pass" if finished.returncode == 0 else "FAIL"))

@@ -84,11 +84,16 @@ def main() -> None:
         assert their_tau == list(reversed(tau.tolist())), f"diffusers' trailing timesteps {their_tau} are not our tau"
         ours, theirs = samplers["ddimlib sample"](eps_model), run(eps_model, x_T)
         difference = float((ours - theirs).abs().max())
-        print(f"diffusers DDIMScheduler vs ddimlib.sample, same x_T: max |difference| = {difference:.2e} (samples in [-1, 1])")
+        print(
+            f"diffusers DDIMScheduler vs ddimlib.sample, same x_T: max |difference| = {difference:.2e} (samples in "
+            f"[-1, 1])"
+        )
         assert difference < 1e-3, "the two loops do not compute the same sampler"
         samplers["diffusers DDIMScheduler"] = lambda model: run(model, x_T)
 
-    print(f"\n{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}")
+    print(
+        f"\n{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}"
+    )
     print(f"digits UNet, batch {args.batch}, S = {args.steps}, medians of {args.repeats} runs\n")
 
     loops = {"network only": lambda: network_only(eps_model, x_T, tau)}
@@ -110,11 +115,15 @@ def main() -> None:
     eps = torch.zeros_like(x_T)
     free = overhead_split(samplers["ddimlib sample"], lambda x_t, t: eps, repeats=args.repeats)
     per_step = (free.total - free.network) / args.steps
-    print(f"\nddimlib sample's own time with a network that costs nothing: {1e3 * per_step:.3f} ms per step, "
-          f"{100 * per_step * args.steps / splits['ddimlib sample'].network:.2f} % of the UNet's time")
+    print(
+        f"\nddimlib sample's own time with a network that costs nothing: {1e3 * per_step:.3f} ms per step, "
+        f"{100 * per_step * args.steps / splits['ddimlib sample'].network:.2f} % of the UNet's time"
+    )
     if len(splits) == 2:
-        print(f"diffusers loop time / ddimlib loop time (within-run medians) = "
-              f"{splits['diffusers DDIMScheduler'].total / splits['ddimlib sample'].total:.3f}")
+        print(
+            f"diffusers loop time / ddimlib loop time (within-run medians) = "
+            f"{splits['diffusers DDIMScheduler'].total / splits['ddimlib sample'].total:.3f}"
+        )
     verdict = "met" if splits["ddimlib sample"].overhead <= 0.02 else "NOT met"
     print(f"goal, ddimlib's overhead at most 2 % (within-run figure): {verdict}")
 

@@ -46,7 +46,9 @@ def require_same_kind(name: str, value: torch.Tensor, ref_name: str, ref: torch.
 
 def require_same_shape(name: str, value: torch.Tensor, ref_name: str, ref: torch.Tensor) -> None:
     if value.shape != ref.shape:
-        raise ValueError(f"{name} has shape {tuple(value.shape)} but {ref_name} has shape {tuple(ref.shape)}; they must match")
+        raise ValueError(
+            f"{name} has shape {tuple(value.shape)} but {ref_name} has shape {tuple(ref.shape)}; they must match"
+        )
 
 
 def require_int(name: str, value, low: int, high: int | None = None) -> int:

@@ -18,8 +18,9 @@ import os
 import pickle
 import platform
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO, Callable
+from typing import BinaryIO
 
 import torch
 
@@ -60,12 +61,18 @@ def write_json(record: dict, path: str | Path, indent: int = 2) -> Path:
 
 
 def hardware(device: torch.device | str | None = None) -> dict:
-    """What a run ran on, for its record: the device (with the GPU's name on CUDA), the CPU, torch's threads, torch's version."""
+    """What a run ran on, for its record: the device (with the GPU's name on CUDA), the CPU, torch's threads, torch's
+    version."""
     name = None
     if device is not None:
         device = torch.device(device)
         name = str(device) + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else "")
-    return {"device": name, "cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(), "torch": str(torch.__version__)}
+    return {
+        "device": name,
+        "cpu": platform.processor() or platform.machine(),
+        "threads": torch.get_num_threads(),
+        "torch": str(torch.__version__),
+    }
 
 
 def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
@@ -95,4 +102,6 @@ def load_weights(model: torch.nn.Module, weights: dict, path) -> None:
     try:
         model.load_state_dict(weights)
     except RuntimeError as error:
-        raise ValueError(f"{path} holds weights of another architecture than its config builds: {str(error)[:300]}") from error
+        raise ValueError(
+            f"{path} holds weights of another architecture than its config builds: {str(error)[:300]}"
+        ) from error

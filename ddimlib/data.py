@@ -33,7 +33,6 @@ from ddimlib.oracle import eight_gaussians
 from ddimlib.schedules import Schedule
 
 
-
 def _data_dir() -> Path:
     """The data folder: the repository's data/ in a checkout (and its editable install), else the copy of it that a
     wheel installs as the package ddimlib.data_files (pyproject.toml)."""
@@ -49,7 +48,10 @@ DIGITS_TEST_PER_CLASS = 50  # 500 held-out digits, 1,297 for training
 DIGITS_SPLIT_SEED = 0
 
 TOY_SETS = ("eight_gaussians", "two_moons", "swiss_roll", "checkerboard")
-IMAGE_SHAPES = {"digits": (1, 8, 8), "fashion_mnist": (1, 28, 28)}  # the image sets (load_image_set) and one image's (C, H, W)
+IMAGE_SHAPES = {
+    "digits": (1, 8, 8),
+    "fashion_mnist": (1, 28, 28),
+}  # the image sets (load_image_set) and one image's (C, H, W)
 
 
 # ---------------------------------------------------------------- 2-D toy sets
@@ -124,9 +126,13 @@ def load_digits(split: str = "train") -> ImageSplit:
     """
     split = require_choice("split", split, ("train", "test", "all"))
     if not DIGITS_FILE.exists():
-        raise FileNotFoundError(f"the embedded digits file {DIGITS_FILE} is missing; it ships with the repository and in the wheel")
+        raise FileNotFoundError(
+            f"the embedded digits file {DIGITS_FILE} is missing; it ships with the repository and in the wheel"
+        )
     table = _digits_table(DIGITS_FILE, DIGITS_FILE.stat().st_mtime_ns)
-    images = torch.from_numpy(table[:, :64]).reshape(-1, 1, 8, 8) / 8.0 - 1.0  # new tensors: the cached table stays as read
+    images = (
+        torch.from_numpy(table[:, :64]).reshape(-1, 1, 8, 8) / 8.0 - 1.0
+    )  # new tensors: the cached table stays as read
     labels = torch.from_numpy(table[:, 64]).long()
     if split == "all":
         return ImageSplit(images, labels)
@@ -167,7 +173,18 @@ IDX_SOURCES = {
 # Folders that a system package fills: Debian's (and Ubuntu's) dataset-fashion-mnist
 SYSTEM_DIRS = {"fashion_mnist": Path("/usr/share/datasets/fashion-mnist")}
 SYSTEM_PACKAGES = {"fashion_mnist": "dataset-fashion-mnist"}
-FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
+FASHION_CLASSES = (
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
 
 
 def default_cache_dir() -> Path:
@@ -208,8 +225,10 @@ def _read_verified(path: Path, sha256: str) -> bytes:
         raise ValueError(f"{path} is not a readable .gz file ({error}); {_REMEDY}") from error
     found = hashlib.sha256(raw).hexdigest()
     if found != sha256:
-        raise ValueError(f"{path} decompresses to content with sha256 {found}, expected {sha256}; "
-                         f"the file is damaged or holds another data set: {_REMEDY}")
+        raise ValueError(
+            f"{path} decompresses to content with sha256 {found}, expected {sha256}; "
+            f"the file is damaged or holds another data set: {_REMEDY}"
+        )
     return raw
 
 
@@ -229,7 +248,9 @@ def _fetch(url: str, target: Path, sha256: str) -> None:
     os.replace(partial, target)
 
 
-def find_idx_folder(name: str, files: list[str] | None = None, cache_dir: Path | None = None, download: bool = True) -> Path:
+def find_idx_folder(
+    name: str, files: list[str] | None = None, cache_dir: Path | None = None, download: bool = True
+) -> Path:
     """The folder that holds all of `files` (default: all four) of the IDX set `name`, looked for in this order:
 
     1. the user's cache, cache_dir or $DDIMLIB_CACHE or ~/.cache/ddimlib, in its subfolder `name`;
@@ -257,13 +278,20 @@ def find_idx_folder(name: str, files: list[str] | None = None, cache_dir: Path |
             failure = f"the download failed: {error}; this machine may be offline"
     places = [f"1. the cache {cache} (set DDIMLIB_CACHE to use another)"]
     if system is not None:
-        places.append(f"2. the system folder {system} (sudo apt-get install {SYSTEM_PACKAGES[name]}, on Debian or Ubuntu)")
+        places.append(
+            f"2. the system folder {system} (sudo apt-get install {SYSTEM_PACKAGES[name]}, on Debian or Ubuntu)"
+        )
     places.append(f"{len(places) + 1}. the upstream download from {base} ({failure})")
-    raise RuntimeError(f"{name} was not found in any of: " + "; ".join(places) +
-                       ". The embedded 8x8 digits need no network: ddimlib.data.load_digits()")
+    raise RuntimeError(
+        f"{name} was not found in any of: "
+        + "; ".join(places)
+        + ". The embedded 8x8 digits need no network: ddimlib.data.load_digits()"
+    )
 
 
-def load_idx_dataset(name: str, split: str = "train", cache_dir: Path | None = None, download: bool = True) -> ImageSplit:
+def load_idx_dataset(
+    name: str, split: str = "train", cache_dir: Path | None = None, download: bool = True
+) -> ImageSplit:
     """MNIST or Fashion-MNIST (28x28), found by find_idx_folder (cache, system package, download).
 
     Every file's decompressed content is verified by sha256 before it is parsed. Images are scaled
@@ -275,8 +303,14 @@ def load_idx_dataset(name: str, split: str = "train", cache_dir: Path | None = N
     files = [f"{prefix}-images-idx3-ubyte.gz", f"{prefix}-labels-idx1-ubyte.gz"]
     folder = find_idx_folder(name, files, cache_dir, download)
     stats = [(folder / file).stat() for file in files]
-    images, labels = (_parsed_idx(folder / file, IDX_SOURCES[name][1][file], stat.st_mtime_ns, stat.st_size) for file, stat in zip(files, stats))
-    return ImageSplit(torch.from_numpy(images.astype(np.float32)).unsqueeze(1) / 127.5 - 1.0, torch.from_numpy(labels.astype(np.int64)))
+    images, labels = (
+        _parsed_idx(folder / file, IDX_SOURCES[name][1][file], stat.st_mtime_ns, stat.st_size)
+        for file, stat in zip(files, stats)
+    )
+    return ImageSplit(
+        torch.from_numpy(images.astype(np.float32)).unsqueeze(1) / 127.5 - 1.0,
+        torch.from_numpy(labels.astype(np.int64)),
+    )
 
 
 def load_image_set(name: str, split: str = "train") -> ImageSplit:

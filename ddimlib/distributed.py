@@ -46,11 +46,14 @@ class World:
         return self.rank == 0
 
     def shard(self, batch_size: int) -> slice:
-        """This process's share of a global batch of batch_size: rows [rank * b, (rank + 1) * b), b = batch_size / size."""
+        """This process's share of a global batch of batch_size: rows [rank * b, (rank + 1) * b), b = batch_size /
+        size."""
         if batch_size % self.size:
-            raise ValueError(f"batch_size {batch_size} must divide evenly among the {self.size} processes: "
-                             f"it is the global batch, split {batch_size} / {self.size} per process; "
-                             f"choose a multiple of {self.size}")
+            raise ValueError(
+                f"batch_size {batch_size} must divide evenly among the {self.size} processes: "
+                f"it is the global batch, split {batch_size} / {self.size} per process; "
+                f"choose a multiple of {self.size}"
+            )
         share = batch_size // self.size
         return slice(self.rank * share, (self.rank + 1) * share)
 
@@ -78,7 +81,8 @@ class World:
 
 
 def launched() -> bool:
-    """Whether this process was started by torchrun (or another launcher that sets its variables) with more than one process."""
+    """Whether this process was started by torchrun (or another launcher that sets its variables) with more than one
+    process."""
     return int(os.environ.get("WORLD_SIZE", "1")) > 1
 
 
@@ -89,18 +93,24 @@ def start(device: str | None = None) -> tuple[World, torch.device]:
     CUDA and gloo for the CPU; the rendezvous is torchrun's (MASTER_ADDR, MASTER_PORT)."""
     for name in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
         if name not in os.environ:
-            raise RuntimeError(f"environment variable {name} is not set: start the command with torchrun, e.g. "
-                               "torchrun --standalone --nproc_per_node=2 -m ddimlib.train ...")
+            raise RuntimeError(
+                f"environment variable {name} is not set: start the command with torchrun, e.g. "
+                "torchrun --standalone --nproc_per_node=2 -m ddimlib.train ..."
+            )
     rank, size = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
     local_rank = int(os.environ.get("LOCAL_RANK", rank))
     kind = device or ("cuda" if torch.cuda.is_available() else "cpu")
     if kind not in ("cuda", "cpu"):
-        raise ValueError(f"device must be 'cuda' or 'cpu' when training on several processes, got {device!r} "
-                         "(a GPU per process is chosen by LOCAL_RANK)")
+        raise ValueError(
+            f"device must be 'cuda' or 'cpu' when training on several processes, got {device!r} "
+            "(a GPU per process is chosen by LOCAL_RANK)"
+        )
     if kind == "cuda":
         if local_rank >= torch.cuda.device_count():
-            raise RuntimeError(f"LOCAL_RANK {local_rank} has no GPU: this node has {torch.cuda.device_count()}; "
-                               "start at most that many processes per node")
+            raise RuntimeError(
+                f"LOCAL_RANK {local_rank} has no GPU: this node has {torch.cuda.device_count()}; "
+                "start at most that many processes per node"
+            )
         where = torch.device("cuda", local_rank)
         torch.cuda.set_device(where)
     else:

@@ -30,15 +30,22 @@ import shlex
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 
 from ddimlib.checkpoints import hardware, load_checkpoint, write_json
 from ddimlib.data import DATA_DIR, IMAGE_SHAPES, load_fashion_mnist, sha256_of
-from ddimlib.metrics import FLOOR_DRAWS, classifier_features, floor_draws, frechet_distance, load_classifier, reference_features
 from ddimlib.loop import placement
+from ddimlib.metrics import (
+    FLOOR_DRAWS,
+    classifier_features,
+    floor_draws,
+    frechet_distance,
+    load_classifier,
+    reference_features,
+)
 from ddimlib.oracle import GaussianMixtureEps
 from ddimlib.sampling import sample
 from ddimlib.schedules import Schedule
@@ -47,14 +54,21 @@ from ddimlib.training import TrainConfig, load_model, pick_device
 RESULTS_DIR = DATA_DIR / "results"
 CHECKPOINTS = DATA_DIR / "checkpoints"
 STEPS = [10, 20, 50, 100, 1000]  # the paper's Table 1 columns
-ROWS = {"eta=0": {"eta": 0.0}, "eta=0.2": {"eta": 0.2}, "eta=0.5": {"eta": 0.5}, "eta=1": {"eta": 1.0}, "sigma-hat": {"variance": "hat"}}
+ROWS = {
+    "eta=0": {"eta": 0.0},
+    "eta=0.2": {"eta": 0.2},
+    "eta=0.5": {"eta": 0.5},
+    "eta=1": {"eta": 1.0},
+    "sigma-hat": {"variance": "hat"},
+}
 SUB_SIZES = (100, 400)  # smaller sets each replicate is also scored in: quick mode's and notebook 04's live N_SAMPLES
 SEED = 10_000  # replicate k starts from x_T seeded SEED + k (notebook 04's live table uses 0 + 1000 k)
 # a set is sampled in batches of this many: the 28x28 UNet's activations for more than about a hundred images overflow
 # a CPU's caches (one thread, measured: 330 images/s per call at 32, 290 at 125, 160 at 500); each batch continues the
 # set's noise generator, so a cell is the same on every run
 SAMPLE_BATCH = {"digits": 2000, "fashion_mnist": 125}
-# per data set: the model, the samples per set, the replicates (and for the 1000-step cells that no claim compares), the output
+# per data set: the model, the samples per set, the replicates (and for the 1000-step cells that no claim compares),
+# the output
 TABLE1_DEFAULTS = {
     "digits": (CHECKPOINTS / "digits_unet_small.pt", 2000, 6, 2, RESULTS_DIR / "table1.json"),
     "fashion_mnist": (CHECKPOINTS / "fashion_unet.pt", 1000, 4, 2, RESULTS_DIR / "table1_fashion_mnist.json"),
@@ -63,18 +77,26 @@ REGIME_STEPS = [10, 20, 50, 100]
 REGIME_MODELS = ("oracle", "early", "shipped")
 REGIME_ETAS = (0.0, 1.0)
 ORACLE_IMAGES, ORACLE_STD = 4000, 0.05  # the smooth density: 4,000 training images, each a Gaussian of this std
-ORACLE_REFERENCE = 10_000  # exact draws of the oracle's density that its samples are scored against (as many as the test images)
+ORACLE_REFERENCE = (
+    10_000  # exact draws of the oracle's density that its samples are scored against (as many as the test images)
+)
 
 
 def cell_name(row: str, steps: int, tau: str = "linear") -> str:
     return f"{row}, S={steps}" + ("" if tau == "linear" else f", {tau} tau")
 
 
-def sample_set(eps_model, schedule: Schedule, x_T: torch.Tensor, steps: int, generator: torch.Generator, batch: int,
-               **sampler) -> torch.Tensor:
-    """`ddimlib.sampling.sample` of x_T in batches of `batch` (in order, all drawing noise from `generator`), on the CPU."""
-    return torch.cat([sample(eps_model, schedule, part, steps, generator=generator, progress=False, **sampler).cpu()
-                      for part in x_T.split(batch)])
+def sample_set(
+    eps_model, schedule: Schedule, x_T: torch.Tensor, steps: int, generator: torch.Generator, batch: int, **sampler
+) -> torch.Tensor:
+    """`ddimlib.sampling.sample` of x_T in batches of `batch` (in order, all drawing noise from `generator`), on the
+    CPU."""
+    return torch.cat(
+        [
+            sample(eps_model, schedule, part, steps, generator=generator, progress=False, **sampler).cpu()
+            for part in x_T.split(batch)
+        ]
+    )
 
 
 def _scored_sets(x0: torch.Tensor, sizes: list[int], classifier, reference: torch.Tensor, scores: dict) -> None:
@@ -85,8 +107,18 @@ def _scored_sets(x0: torch.Tensor, sizes: list[int], classifier, reference: torc
 
 
 @torch.no_grad()
-def table1(eps_model, schedule: Schedule, samples: int, replicates: int, replicates_1000: int, steps: list[int] = STEPS,
-           progress: bool = True, dataset: str = "digits", done: dict | None = None, save: Callable[[dict], None] | None = None) -> dict:
+def table1(
+    eps_model,
+    schedule: Schedule,
+    samples: int,
+    replicates: int,
+    replicates_1000: int,
+    steps: list[int] = STEPS,
+    progress: bool = True,
+    dataset: str = "digits",
+    done: dict | None = None,
+    save: Callable[[dict], None] | None = None,
+) -> dict:
     """FDs of every cell: {"fd": {cell name: {str(n): [FD of each set of n]}}} for n = samples and each of
     SUB_SIZES that divides it, with the floor at each n; 1000-step cells (the costliest: 85 % of the calls) get
     `replicates_1000` replicates (0: those cells are left out), except eta = 1 and sigma-hat, the two rows a claim
@@ -99,7 +131,9 @@ def table1(eps_model, schedule: Schedule, samples: int, replicates: int, replica
     classifier, reference = load_classifier(dataset=dataset), reference_features(dataset)
     device = placement(eps_model)[0]
     sizes = [samples] + [n for n in SUB_SIZES if n < samples and samples % n == 0]
-    cells = [(row, s, "linear") for row in ROWS for s in steps] + [("eta=0", s, "quadratic") for s in steps if s < schedule.T]
+    cells = [(row, s, "linear") for row in ROWS for s in steps] + [
+        ("eta=0", s, "quadratic") for s in steps if s < schedule.T
+    ]
     result = {"sizes": sizes, "fd": dict((done or {}).get("fd", {}))}
     for row, s, tau in tqdm(cells, desc="Table 1", disable=not progress):
         name = cell_name(row, s, tau)
@@ -110,7 +144,9 @@ def table1(eps_model, schedule: Schedule, samples: int, replicates: int, replica
             continue
         scores = {str(n): [] for n in sizes}
         for k in range(count):
-            x_T = torch.randn(samples, *IMAGE_SHAPES[dataset], generator=torch.Generator().manual_seed(SEED + k)).to(device)
+            x_T = torch.randn(samples, *IMAGE_SHAPES[dataset], generator=torch.Generator().manual_seed(SEED + k)).to(
+                device
+            )
             noise = torch.Generator().manual_seed(SEED + 500 + k)
             x0 = sample_set(eps_model, schedule, x_T, s, noise, SAMPLE_BATCH[dataset], tau=tau, **ROWS[row])
             _scored_sets(x0, sizes, classifier, reference, scores)
@@ -131,13 +167,26 @@ def smooth_oracle(images: torch.Tensor, std: float, schedule: Schedule) -> Gauss
     density with volume, unlike the point masses of `ddimlib.oracle.empirical_eps` (which a sampler reproduces, so
     that they sit at the floor after 10 steps with any sampler)."""
     flat = images.reshape(len(images), -1).double()
-    return GaussianMixtureEps(flat, torch.full((len(images),), float(std)), torch.full((len(images),), 1 / len(images), dtype=torch.float64), schedule)
+    return GaussianMixtureEps(
+        flat,
+        torch.full((len(images),), float(std)),
+        torch.full((len(images),), 1 / len(images), dtype=torch.float64),
+        schedule,
+    )
 
 
 @torch.no_grad()
-def regime_map(models: dict, schedule: Schedule, samples: int, replicates: int, steps: list[int] = REGIME_STEPS,
-               etas: tuple[float, ...] = REGIME_ETAS, progress: bool = True, done: dict | None = None,
-               save: Callable[[dict], None] | None = None) -> dict:
+def regime_map(
+    models: dict,
+    schedule: Schedule,
+    samples: int,
+    replicates: int,
+    steps: list[int] = REGIME_STEPS,
+    etas: tuple[float, ...] = REGIME_ETAS,
+    progress: bool = True,
+    done: dict | None = None,
+    save: Callable[[dict], None] | None = None,
+) -> dict:
     """FD of eta x S cells for several models of Fashion-MNIST, each against its own distribution.
 
     models: {name: (eps_model, reference)}: reference None scores against the 10,000 test images with the data
@@ -152,7 +201,11 @@ def regime_map(models: dict, schedule: Schedule, samples: int, replicates: int, 
         if density is None:
             reference = reference_features("fashion_mnist")
         else:
-            exact = density.sample(ORACLE_REFERENCE, generator=torch.Generator().manual_seed(SEED - 1)).float().reshape(-1, 1, 28, 28)
+            exact = (
+                density.sample(ORACLE_REFERENCE, generator=torch.Generator().manual_seed(SEED - 1))
+                .float()
+                .reshape(-1, 1, 28, 28)
+            )
             reference = classifier_features(exact, classifier)
         device = placement(eps_model)[0]
         for eta in etas:
@@ -175,7 +228,9 @@ def regime_map(models: dict, schedule: Schedule, samples: int, replicates: int, 
             result["floor"][name] = floor_draws(samples, dataset="fashion_mnist")["fd"].tolist()
         else:
             generator = torch.Generator().manual_seed(SEED - 2)
-            draws = (density.sample(samples, generator=generator).float().reshape(-1, 1, 28, 28) for _ in range(FLOOR_DRAWS))
+            draws = (
+                density.sample(samples, generator=generator).float().reshape(-1, 1, 28, 28) for _ in range(FLOOR_DRAWS)
+            )
             result["floor"][name] = [frechet_distance(classifier_features(x, classifier), reference) for x in draws]
         if save is not None:
             save(result)
@@ -184,7 +239,9 @@ def regime_map(models: dict, schedule: Schedule, samples: int, replicates: int, 
 
 def provenance(command: str, started: float, device: torch.device) -> dict:
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=Path(__file__).parent).stdout.strip()
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=Path(__file__).parent
+        ).stdout.strip()
     except OSError:
         commit = ""
     return {
@@ -199,7 +256,12 @@ def provenance(command: str, started: float, device: torch.device) -> dict:
 def _ratio_curve(ax, values: list[torch.Tensor], steps: list[int], floor: torch.Tensor, **style) -> None:
     """One curve of FD / floor against S: the mean of each cell's replicates, with its standard error."""
     mean = torch.stack([v.mean() for v in values]) / floor
-    se = torch.stack([v.std() / len(v) ** 0.5 if len(v) > 1 else torch.tensor(0.0, dtype=torch.float64) for v in values]) / floor
+    se = (
+        torch.stack(
+            [v.std() / len(v) ** 0.5 if len(v) > 1 else torch.tensor(0.0, dtype=torch.float64) for v in values]
+        )
+        / floor
+    )
     ax.errorbar(steps, mean, se, marker="o", capsize=3, **style)
 
 
@@ -221,11 +283,15 @@ def plot_table1(result: dict, path: Path) -> Path:
     fig = Figure(figsize=(6, 3.6), dpi=130)
     ax = fig.subplots()
     for k, row in enumerate(ROWS):
-        steps = [s for s in result["steps"] if cell_name(row, s) in result["fd"]]  # a table may leave out 1000-step cells
+        steps = [
+            s for s in result["steps"] if cell_name(row, s) in result["fd"]
+        ]  # a table may leave out 1000-step cells
         values = [torch.tensor(result["fd"][cell_name(row, s)][n], dtype=torch.float64) for s in steps]
         _ratio_curve(ax, values, steps, floor, color=f"C{k}", label=row)
     data = {"digits": "digits", "fashion_mnist": "Fashion-MNIST"}[result.get("dataset", "digits")]
-    return _save_figure(fig, ax, path, f"Table 1 on {data}: {result['replicates']} x {int(n):,} samples per cell", "FD / data floor")
+    return _save_figure(
+        fig, ax, path, f"Table 1 on {data}: {result['replicates']} x {int(n):,} samples per cell", "FD / data floor"
+    )
 
 
 def plot_regime(result: dict, path: Path) -> Path:
@@ -237,9 +303,17 @@ def plot_regime(result: dict, path: Path) -> Path:
     for k, model in enumerate(name for name in REGIME_MODELS if name in result["floor"]):
         floor = torch.tensor(result["floor"][model], dtype=torch.float64).mean()
         for eta, style in zip(result["etas"], ("-", "--")):
-            values = [torch.tensor(result["fd"][regime_name(model, eta, s)], dtype=torch.float64) for s in result["steps"]]
+            values = [
+                torch.tensor(result["fd"][regime_name(model, eta, s)], dtype=torch.float64) for s in result["steps"]
+            ]
             _ratio_curve(ax, values, result["steps"], floor, ls=style, color=f"C{k}", label=f"{model}, eta = {eta:g}")
-    return _save_figure(fig, ax, path, f"When eta = 0 wins: {result['replicates']} x {result['samples']:,} samples per cell", "FD / its floor")
+    return _save_figure(
+        fig,
+        ax,
+        path,
+        f"When eta = 0 wins: {result['replicates']} x {result['samples']:,} samples per cell",
+        "FD / its floor",
+    )
 
 
 def partial_path(out: Path) -> Path:
@@ -249,19 +323,27 @@ def partial_path(out: Path) -> Path:
 
 
 def unfinished(out: Path, settings: dict) -> dict | None:
-    """The cells of an unfinished run of `out` (its partial_path) with the same settings, to resume; None if there is none.
+    """The cells of an unfinished run of `out` (its partial_path) with the same settings, to resume; None if there
+    is none.
 
     Refuses (SystemExit) an unfinished run with other settings: its cells would not belong to this result."""
     partial = partial_path(out)
     if not partial.exists():
         return None
     previous = json.loads(partial.read_text())
-    agrees = lambda old, new: (all(old[k] == new[k] for k in old.keys() & new.keys()) if isinstance(old, dict) and isinstance(new, dict)
-                               else old == new)  # a dict of models agrees on the models both hold
-    differ = {key: (previous.get(key), value) for key, value in settings.items() if not agrees(previous.get(key), value)}
+    agrees = lambda old, new: (
+        all(old[k] == new[k] for k in old.keys() & new.keys())
+        if isinstance(old, dict) and isinstance(new, dict)
+        else old == new
+    )  # a dict of models agrees on the models both hold
+    differ = {
+        key: (previous.get(key), value) for key, value in settings.items() if not agrees(previous.get(key), value)
+    }
     if differ:
-        raise SystemExit(f"{partial} holds an unfinished run with other settings ({differ}: was, now); "
-                         "resume it with its own settings, give another --out, or delete it to start again")
+        raise SystemExit(
+            f"{partial} holds an unfinished run with other settings ({differ}: was, now); "
+            "resume it with its own settings, give another --out, or delete it to start again"
+        )
     return previous
 
 
@@ -272,17 +354,40 @@ def _model_record(path: Path) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ddimlib.experiments", description=__doc__.split("\n\n")[0])
     parser.add_argument("experiment", choices=["table1", "regime"])
-    parser.add_argument("--dataset", choices=list(TABLE1_DEFAULTS), help="table1: digits (default) or fashion_mnist; regime: fashion_mnist only")
-    parser.add_argument("--model", type=Path, help="a UNet export (default: the data set's sweep model in data/checkpoints/)")
-    parser.add_argument("--early-model", type=Path, default=CHECKPOINTS / "fashion_unet_early.pt", help="regime: the early checkpoint")
-    parser.add_argument("--models", default=",".join(REGIME_MODELS),
-                        help=f"regime: which of {', '.join(REGIME_MODELS)} to compute now (default all; a run of some is resumed with the rest)")
+    parser.add_argument(
+        "--dataset",
+        choices=list(TABLE1_DEFAULTS),
+        help="table1: digits (default) or fashion_mnist; regime: fashion_mnist only",
+    )
+    parser.add_argument(
+        "--model", type=Path, help="a UNet export (default: the data set's sweep model in data/checkpoints/)"
+    )
+    parser.add_argument(
+        "--early-model", type=Path, default=CHECKPOINTS / "fashion_unet_early.pt", help="regime: the early checkpoint"
+    )
+    parser.add_argument(
+        "--models",
+        default=",".join(REGIME_MODELS),
+        help=f"regime: which of {', '.join(REGIME_MODELS)} to compute now (default all; a run of some is resumed with "
+        f"the rest)",
+    )
     parser.add_argument("--samples", type=int, help="images per set (default: digits 2,000, Fashion-MNIST 1,000)")
-    parser.add_argument("--replicates", type=int, help="independent sets per cell (default: digits 6, Fashion-MNIST 4, regime 6)")
-    parser.add_argument("--replicates-1000", type=int, help="table1: sets per 1000-step cell other than eta = 1 and sigma-hat "
-                                                            "(default 2; 0 leaves those cells out, where a CPU's time is short)")
+    parser.add_argument(
+        "--replicates", type=int, help="independent sets per cell (default: digits 6, Fashion-MNIST 4, regime 6)"
+    )
+    parser.add_argument(
+        "--replicates-1000",
+        type=int,
+        help="table1: sets per 1000-step cell other than eta = 1 and sigma-hat "
+        "(default 2; 0 leaves those cells out, where a CPU's time is short)",
+    )
     parser.add_argument("--device", help="cuda, mps or cpu (default: the best available)")
-    parser.add_argument("--out", type=Path, help="the JSON to write (default: data/results/table1.json, table1_fashion_mnist.json or regime_fashion_mnist.json)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help="the JSON to write (default: data/results/table1.json, table1_fashion_mnist.json or "
+        "regime_fashion_mnist.json)",
+    )
     args = parser.parse_args(argv)
     dataset = args.dataset or ("fashion_mnist" if args.experiment == "regime" else "digits")
     if args.experiment == "regime" and dataset != "fashion_mnist":
@@ -298,33 +403,57 @@ def main(argv: list[str] | None = None) -> int:
     replicates = replicates if args.replicates is None else args.replicates
     replicates_1000 = replicates_1000 if args.replicates_1000 is None else args.replicates_1000
     if min(samples, replicates) < 2 or replicates_1000 == 1 or replicates_1000 < 0:
-        parser.error(f"--samples and --replicates must be >= 2 (a spread needs two sets), --replicates-1000 0 or >= 2, got "
-                     f"{samples}, {replicates}, {replicates_1000}")
-    needed = [model] if args.experiment == "table1" else [path for name, path in (("early", args.early_model), ("shipped", model)) if name in chosen]
+        parser.error(
+            f"--samples and --replicates must be >= 2 (a spread needs two sets), --replicates-1000 0 or >= 2, got "
+            f"{samples}, {replicates}, {replicates_1000}"
+        )
+    needed = (
+        [model]
+        if args.experiment == "table1"
+        else [path for name, path in (("early", args.early_model), ("shipped", model)) if name in chosen]
+    )
     missing = [str(path) for path in needed if not path.exists()]
     if missing:
-        parser.error(f"no model at {', '.join(missing)}; the Fashion-MNIST UNet may still be training (data/README.md says how to "
-                     "finish it), or give --model / --early-model" + ("; --models oracle,early computes the rest now" if args.experiment == "regime" else ""))
-    command = "python -m ddimlib.experiments " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
+        parser.error(
+            f"no model at {', '.join(missing)}; the Fashion-MNIST UNet may still be training (data/README.md says how "
+            f"to "
+            "finish it), or give --model / --early-model"
+            + ("; --models oracle,early computes the rest now" if args.experiment == "regime" else "")
+        )
+    command = "python -m ddimlib.experiments " + " ".join(
+        shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv)
+    )
     started = time.monotonic()
     device = pick_device(args.device)
     settings = {"experiment": args.experiment, "dataset": dataset, "samples": samples, "replicates": replicates}
     if args.experiment == "table1":
         eps_model, config = load_model(model, device=device, expect_model="unet")
         record = _model_record(model)
-        settings |= {"model": record["file"], "model_sha256": record["sha256"], "model_steps": record["steps"],
-                     "replicates_1000": replicates_1000, "steps": STEPS, "rows": list(ROWS),
-                     "sampler": "ddimlib.sampling.sample, linear tau unless the cell says quadratic",
-                     "reference": "500 held-out digits" if dataset == "digits" else "the 10,000 Fashion-MNIST test images"}
+        settings |= {
+            "model": record["file"],
+            "model_sha256": record["sha256"],
+            "model_steps": record["steps"],
+            "replicates_1000": replicates_1000,
+            "steps": STEPS,
+            "rows": list(ROWS),
+            "sampler": "ddimlib.sampling.sample, linear tau unless the cell says quadratic",
+            "reference": "500 held-out digits" if dataset == "digits" else "the 10,000 Fashion-MNIST test images",
+        }
     else:
-        schedule = TrainConfig().schedule()  # every model here is trained on the default linear schedule (checked below)
+        schedule = (
+            TrainConfig().schedule()
+        )  # every model here is trained on the default linear schedule (checked below)
         oracle = smooth_oracle(load_fashion_mnist("train").images[:ORACLE_IMAGES], ORACLE_STD, schedule)
         models, records = {}, {}
         for name in chosen:
             if name == "oracle":
                 models[name] = (oracle, oracle)
-                records[name] = {"images": ORACLE_IMAGES, "std": ORACLE_STD,
-                                 "what": f"the first {ORACLE_IMAGES:,} Fashion-MNIST training images, each a Gaussian of std {ORACLE_STD}"}
+                records[name] = {
+                    "images": ORACLE_IMAGES,
+                    "std": ORACLE_STD,
+                    "what": f"the first {ORACLE_IMAGES:,} Fashion-MNIST training images, each a Gaussian of std "
+                    f"{ORACLE_STD}",
+                }
                 continue
             path = args.early_model if name == "early" else model
             network, config = load_model(path, device=device, expect_model="unet")
@@ -334,24 +463,44 @@ def main(argv: list[str] | None = None) -> int:
         settings |= {"steps": REGIME_STEPS, "etas": list(REGIME_ETAS), "models": records}
     previous = unfinished(out, settings)
     if previous is not None and "models" in settings:
-        settings["models"] = previous["models"] | settings["models"]  # the models an earlier run computed stay in the record
+        settings["models"] = (
+            previous["models"] | settings["models"]
+        )  # the models an earlier run computed stay in the record
     runs = (previous or {}).get("runs", [])
-    save = lambda cells: write_json(settings | cells | {"complete": False, "runs": runs + [provenance(command, started, device)]},
-                                    partial_path(out), indent=1)
+    save = lambda cells: write_json(
+        settings | cells | {"complete": False, "runs": runs + [provenance(command, started, device)]},
+        partial_path(out),
+        indent=1,
+    )
     if args.experiment == "table1":
-        cells = table1(eps_model, config.schedule(), samples, replicates, replicates_1000, dataset=dataset, done=previous, save=save)
+        cells = table1(
+            eps_model,
+            config.schedule(),
+            samples,
+            replicates,
+            replicates_1000,
+            dataset=dataset,
+            done=previous,
+            save=save,
+        )
         complete = True
     else:
         cells = regime_map(models, schedule, samples, replicates, done=previous, save=save)
         complete = set(cells["floor"]) == set(REGIME_MODELS)
     runs = runs + [provenance(command, started, device)]
     result = settings | cells | {"complete": complete, "runs": runs}
-    result["provenance"] = runs[-1] | {"wall_seconds": round(sum(run["wall_seconds"] for run in runs), 1), "sessions": len(runs)}
+    result["provenance"] = runs[-1] | {
+        "wall_seconds": round(sum(run["wall_seconds"] for run in runs), 1),
+        "sessions": len(runs),
+    }
     if not complete:
         write_json(result, partial_path(out), indent=1)
         still = ", ".join(name for name in REGIME_MODELS if name not in cells["floor"])
-        print(f"wrote {partial_path(out)} in {result['provenance']['wall_seconds'] / 60:.1f} min; still to compute: {still} "
-              f"(the same command with --models {still} resumes it)")
+        print(
+            f"wrote {partial_path(out)} in {result['provenance']['wall_seconds'] / 60:.1f} min; still to compute: "
+            f"{still} "
+            f"(the same command with --models {still} resumes it)"
+        )
         return 0
     write_json(result, out, indent=1)
     partial_path(out).unlink(missing_ok=True)

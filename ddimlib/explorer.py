@@ -25,16 +25,16 @@ from dataclasses import dataclass
 import torch
 
 from ddimlib._validate import require_choice, require_in_range, require_int
-from ddimlib.loop import placement
+from ddimlib.loop import EpsModel, placement
 from ddimlib.plotting import figure_png, show_images
-from ddimlib.loop import EpsModel
 from ddimlib.sampling import sample
 from ddimlib.schedules import TAU_KINDS, Schedule
 
 STEP_CHOICES = (5, 10, 20, 50, 100, 200, 500, 1000)  # the S slider's stops
 TRAJECTORY_COLUMNS = 8  # steps of the trajectory shown, evenly spaced along tau
 STILL_NOTE = "A still picture: run this cell in Jupyter to move the sliders."
-RUN_NOTE = "Sliders need a running kernel (run this cell)."  # ends the status line: it is saved with the widget, which web viewers show
+# ends the status line: it is saved with the widget, which web viewers show
+RUN_NOTE = "Sliders need a running kernel (run this cell)."
 PROGRESS_INTERVAL = 0.1  # seconds between progress-bar messages to the browser during a redraw
 
 
@@ -62,13 +62,21 @@ class ExplorerFrame:
 
 
 def explore(
-    eps_model: EpsModel, schedule: Schedule, image_shape: tuple[int, ...], eta: float, steps: int, tau_kind: str, seed: int, n: int = 16
+    eps_model: EpsModel,
+    schedule: Schedule,
+    image_shape: tuple[int, ...],
+    eta: float,
+    steps: int,
+    tau_kind: str,
+    seed: int,
+    n: int = 16,
 ) -> ExplorerFrame:
     """Sample n images from the x_T that `seed` draws, with DDIM at `eta` on a `tau_kind` tau of
     `steps` steps, and keep the trajectory of the first one.
 
     Runs on the device and in the dtype of the model's parameters (the CPU and float32 for a plain
-    function); x_T and the noise are drawn from a CPU generator, so a seed means the same x_T everywhere. The frame's tensors stay on
+    function); x_T and the noise are drawn from a CPU generator, so a seed means the same x_T everywhere. The frame's
+    tensors stay on
     that device; `draw` brings what it shows to the CPU."""
     eta = require_in_range("eta", eta, 0.0, 1.0)
     steps = require_int("steps", steps, 1, schedule.T)
@@ -78,9 +86,21 @@ def explore(
     generator = torch.Generator().manual_seed(seed)
     device, dtype = placement(eps_model)
     x_T = torch.randn((n, *image_shape), generator=generator).to(device=device, dtype=dtype)
-    samples, path = sample(eps_model, schedule, x_T, steps, eta=eta, tau=tau_kind, generator=generator, progress=False, return_trajectory=True)
+    samples, path = sample(
+        eps_model,
+        schedule,
+        x_T,
+        steps,
+        eta=eta,
+        tau=tau_kind,
+        generator=generator,
+        progress=False,
+        return_trajectory=True,
+    )
     k = min(TRAJECTORY_COLUMNS, steps + 1)
-    shown = torch.linspace(steps, 0, k).round().long().unique_consecutive().tolist()  # from tau_S = T down to tau_0 = 0
+    shown = (
+        torch.linspace(steps, 0, k).round().long().unique_consecutive().tolist()
+    )  # from tau_S = T down to tau_0 = 0
     return ExplorerFrame(
         eta=eta,
         steps=steps,
@@ -101,7 +121,9 @@ def draw(fig, frame: ExplorerFrame) -> None:
     grid = fig.add_gridspec(2, 2, width_ratios=[1, 2])
     show_images(fig.add_subplot(grid[:, 0]), frame.samples, title="samples")
     labels = ", ".join(str(int(frame.tau[i])) for i in frame.shown)
-    show_images(fig.add_subplot(grid[0, 1]), frame.x_shown, nrow=len(frame.shown), title=f"x_t of sample 0 at t = {labels}")
+    show_images(
+        fig.add_subplot(grid[0, 1]), frame.x_shown, nrow=len(frame.shown), title=f"x_t of sample 0 at t = {labels}"
+    )
     show_images(fig.add_subplot(grid[1, 1]), frame.x0_shown, nrow=len(frame.shown), title="predicted x0 at the same t")
     fig.suptitle(frame.title)
 
@@ -147,21 +169,42 @@ class SamplerExplorer:
     the assignment returns. `update()` redraws synchronously and returns the frame it drew, so the
     explorer can be driven and checked without a browser; `wait()` waits for the background redraw."""
 
-    def __init__(self, eps_model: EpsModel, schedule: Schedule, image_shape: tuple[int, ...], n: int = 16, figsize=(9, 3.2), dpi: int = 100):
+    def __init__(
+        self,
+        eps_model: EpsModel,
+        schedule: Schedule,
+        image_shape: tuple[int, ...],
+        n: int = 16,
+        figsize=(9, 3.2),
+        dpi: int = 100,
+    ):
         import ipywidgets as widgets
         from matplotlib.figure import Figure
 
         self.eps_model, self.schedule, self.image_shape, self.n = eps_model, schedule, tuple(image_shape), n
         steps = [s for s in STEP_CHOICES if s <= schedule.T]
-        self.eta = widgets.FloatSlider(value=0.0, min=0.0, max=1.0, step=0.1, description="eta", continuous_update=False)
-        self.steps = widgets.SelectionSlider(options=steps, value=20 if 20 in steps else steps[0], description="S", continuous_update=False)
+        self.eta = widgets.FloatSlider(
+            value=0.0, min=0.0, max=1.0, step=0.1, description="eta", continuous_update=False
+        )
+        self.steps = widgets.SelectionSlider(
+            options=steps, value=20 if 20 in steps else steps[0], description="S", continuous_update=False
+        )
         self.tau_kind = widgets.Dropdown(options=list(TAU_KINDS), value="linear", description="tau")
         self.seed = widgets.IntSlider(value=0, min=0, max=99, description="seed", continuous_update=False)
-        self.progress = widgets.IntProgress(value=0, min=0, max=1, description="calls", layout=widgets.Layout(width="240px"))
+        self.progress = widgets.IntProgress(
+            value=0, min=0, max=1, description="calls", layout=widgets.Layout(width="240px")
+        )
         self.status = widgets.Label(value="")
         self.image = widgets.Image(format="png")
         controls = [self.eta, self.steps, self.tau_kind, self.seed]
-        self.widget = widgets.VBox([widgets.HBox(controls[:2]), widgets.HBox(controls[2:]), widgets.HBox([self.progress, self.status]), self.image])
+        self.widget = widgets.VBox(
+            [
+                widgets.HBox(controls[:2]),
+                widgets.HBox(controls[2:]),
+                widgets.HBox([self.progress, self.status]),
+                self.image,
+            ]
+        )
         self.figure = Figure(figsize=figsize, dpi=dpi, layout="constrained")  # drawn off-screen, shown as PNG bytes
         self.frame: ExplorerFrame | None = None
         self.superseded = 0  # background redraws stopped by a newer change (for tests and curious readers)
@@ -244,7 +287,16 @@ class SamplerExplorer:
             started = time.perf_counter()
             self.progress.bar_style, self.progress.value, self.progress.max = "info", 0, steps
             self.status.value = f"S = {steps}: 0 of {steps} network calls"
-            frame = explore(_Watched(self.eps_model, before_call), self.schedule, self.image_shape, eta, steps, tau_kind, seed, self.n)
+            frame = explore(
+                _Watched(self.eps_model, before_call),
+                self.schedule,
+                self.image_shape,
+                eta,
+                steps,
+                tau_kind,
+                seed,
+                self.n,
+            )
             draw(self.figure, frame)
             png = figure_png(self.figure)
             with self._requests:
@@ -264,13 +316,17 @@ class SamplerExplorer:
         if self.frame is None:
             self.update()
         with self._drawing:
-            note = self.figure.text(0.99, 0.01, STILL_NOTE, ha="right", va="bottom", fontsize=8, style="italic", color="C3")
+            note = self.figure.text(
+                0.99, 0.01, STILL_NOTE, ha="right", va="bottom", fontsize=8, style="italic", color="C3"
+            )
             still = base64.b64encode(figure_png(self.figure)).decode("ascii")
             note.remove()
         title = html.escape(self.frame.title)
         bundle = self.widget._repr_mimebundle_(include=include, exclude=exclude)
         bundle["image/png"] = still
-        bundle["text/html"] = (f"<p><b>Sampler explorer</b> (sliders for eta, S, tau and seed). {html.escape(STILL_NOTE)}</p>"
-                               f'<img src="data:image/png;base64,{still}" alt="Sampler explorer, still: {title}">')
+        bundle["text/html"] = (
+            f"<p><b>Sampler explorer</b> (sliders for eta, S, tau and seed). {html.escape(STILL_NOTE)}</p>"
+            f'<img src="data:image/png;base64,{still}" alt="Sampler explorer, still: {title}">'
+        )
         bundle["text/plain"] = "Sampler explorer (sliders for eta, S, tau and seed). " + STILL_NOTE
         return bundle

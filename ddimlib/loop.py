@@ -8,7 +8,7 @@ ddimlib.timing and the commands; nothing here is a formula of the paper.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
@@ -33,7 +33,8 @@ def check_x_T(x_T) -> torch.Tensor:
 
 
 def host_floats(*coefficients: torch.Tensor) -> tuple[list[float], ...]:
-    """Each step's coefficients, computed at once before a loop as float64 vectors on the CPU, as lists of Python floats
+    """Each step's coefficients, computed at once before a loop as float64 vectors on the CPU, as lists of Python
+    floats
     that the loop indexes: the one way every sampling loop (sample, ddpm_sample, and ddimlib.ode's) gets its numbers.
 
     A float scales a tensor inside the kernel that uses it, so the loop reads nothing back from the device and launches
@@ -42,7 +43,9 @@ def host_floats(*coefficients: torch.Tensor) -> tuple[list[float], ...]:
     return tuple(c.to(torch.float64).cpu().tolist() for c in coefficients)
 
 
-def call_model(eps_model: EpsModel, x_t: torch.Tensor, t: int, where: str, outputs: "ModelOutputs | None" = None) -> torch.Tensor:
+def call_model(
+    eps_model: EpsModel, x_t: torch.Tensor, t: int, where: str, outputs: ModelOutputs | None = None
+) -> torch.Tensor:
     """eps_model(x_t, t) with t broadcast to a (B,) int64 tensor, checked for shape and finiteness.
 
     Inside a sampling loop, pass `outputs`: the finite check is then only recorded on the device, and
@@ -53,7 +56,9 @@ def call_model(eps_model: EpsModel, x_t: torch.Tensor, t: int, where: str, outpu
     eps = eps_model(x_t, t_batch)
     if not isinstance(eps, torch.Tensor) or eps.shape != x_t.shape:
         shape = tuple(eps.shape) if isinstance(eps, torch.Tensor) else type(eps).__name__
-        raise ValueError(f"eps_model returned {shape} {where} (t={t}); it must return a tensor of x_t's shape {tuple(x_t.shape)}")
+        raise ValueError(
+            f"eps_model returned {shape} {where} (t={t}); it must return a tensor of x_t's shape {tuple(x_t.shape)}"
+        )
     eps = eps.to(x_t.dtype)
     if outputs is None:
         return require_finite("eps_model output", eps, f" {where} (t={t})")
@@ -86,7 +91,8 @@ class ModelOutputs:
         if not all(finite):
             first = finite.index(False)
             raise ValueError(
-                f"eps_model output {self._where[first]} contains NaN or infinite values (or values so large that their "
+                f"eps_model output {self._where[first]} contains NaN or infinite values (or values so large that "
+                f"their "
                 f"sum overflows {self._dtype}); all must be finite ({finite.count(False)} of the loop's {len(finite)} "
                 f"model outputs were not; this is the first)"
             )

@@ -29,8 +29,8 @@ Taught in notebooks/03_training.ipynb and used by notebooks/04_step_sweep.ipynb.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 from torch import nn
@@ -111,22 +111,36 @@ def classifier_file(dataset: str) -> Path:
 # border padded with the background -1), random horizontal flips (clothes are mirror-symmetric, digits are not)
 CLASSIFIER_RECIPES = {
     "digits": {"epochs": 60, "batch": 64, "weight_decay": 1e-4, "shift": 1, "flip": False},  # a few CPU seconds
-    "fashion_mnist": {"epochs": 6, "batch": 128, "weight_decay": 5e-4, "shift": 2, "flip": True},  # about 13 minutes on one thread
+    "fashion_mnist": {
+        "epochs": 6,
+        "batch": 128,
+        "weight_decay": 5e-4,
+        "shift": 2,
+        "flip": True,
+    },  # about 13 minutes on one thread
 }
 
 
 def _augment(images: torch.Tensor, generator: torch.Generator, shift: int, flip: bool) -> torch.Tensor:
-    """One random translation by up to `shift` pixels for the whole batch, then (if flip) a horizontal flip half the time."""
+    """One random translation by up to `shift` pixels for the whole batch, then (if flip) a horizontal flip half the
+    time."""
     padded = F.pad(images, (shift, shift, shift, shift), value=-1.0)
     dy, dx = torch.randint(0, 2 * shift + 1, (2,), generator=generator).tolist()
     moved = padded[:, :, dy : dy + images.shape[2], dx : dx + images.shape[3]]
     return moved.flip(3) if flip and torch.rand((), generator=generator) < 0.5 else moved
 
 
-def train_classifier(images: torch.Tensor, labels: torch.Tensor, dataset: str = "digits", seed: int = 0, epochs: int | None = None,
-                     progress: bool = False) -> nn.Module:
+def train_classifier(
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    dataset: str = "digits",
+    seed: int = 0,
+    epochs: int | None = None,
+    progress: bool = False,
+) -> nn.Module:
     """Train the feature network of `dataset` (CLASSIFIERS) on its (N, 1, H, W) training images and labels, with the
-    dataset's recipe (CLASSIFIER_RECIPES; epochs overrides its number of epochs): AdamW with a one-cycle learning rate."""
+    dataset's recipe (CLASSIFIER_RECIPES; epochs overrides its number of epochs): AdamW with a one-cycle learning
+    rate."""
     from tqdm.auto import tqdm
 
     require_choice("dataset", dataset, tuple(CLASSIFIERS))
@@ -136,7 +150,9 @@ def train_classifier(images: torch.Tensor, labels: torch.Tensor, dataset: str = 
     generator = torch.Generator().manual_seed(seed)
     model = CLASSIFIERS[dataset]()
     optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=recipe["weight_decay"])
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=3e-3, total_steps=epochs * ((len(images) + batch - 1) // batch))
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=3e-3, total_steps=epochs * ((len(images) + batch - 1) // batch)
+    )
     model.train()
     for _ in tqdm(range(epochs), desc=f"{dataset} classifier", disable=not progress):
         order = torch.randperm(len(images), generator=generator)
@@ -165,7 +181,9 @@ def _dataset_of(images: torch.Tensor) -> str:
     for dataset, shape in IMAGE_SHAPES.items():
         if images.ndim == 4 and tuple(images.shape[1:]) == shape:
             return dataset
-    raise ValueError(f"images must have shape (N, 1, 8, 8) (digits) or (N, 1, 28, 28) (Fashion-MNIST), got {tuple(images.shape)}")
+    raise ValueError(
+        f"images must have shape (N, 1, 8, 8) (digits) or (N, 1, 28, 28) (Fashion-MNIST), got {tuple(images.shape)}"
+    )
 
 
 @torch.no_grad()
@@ -250,7 +268,9 @@ def sliced_wasserstein(x: torch.Tensor, y: torch.Tensor, projections: int = 256,
     return float(((px - py) ** 2).mean().sqrt())
 
 
-def memorization_fraction(generated: torch.Tensor, train: torch.Tensor, held_out: torch.Tensor, quantile: float = 0.1) -> float:
+def memorization_fraction(
+    generated: torch.Tensor, train: torch.Tensor, held_out: torch.Tensor, quantile: float = 0.1
+) -> float:
     """Fraction of generated images closer to their nearest training image than the `quantile` of that
     same distance for held-out real images. About `quantile` for a model that does not copy."""
     flat = lambda images: images.reshape(len(images), -1).double()
@@ -275,7 +295,8 @@ FASHION_POOL = 20_000
 def reference_features(dataset: str, classifier: nn.Module | None = None, split: str = "test") -> torch.Tensor:
     """Features of a data set's held-out images (split="test": the reference every FD is measured against) or of
     its training images ("train": the pool the floor draws from): digits 500 and 1,297, Fashion-MNIST 10,000 and
-    the first FASHION_POOL of its 60,000. Kept for the process when the classifier is the shipped one (classifier=None)."""
+    the first FASHION_POOL of its 60,000. Kept for the process when the classifier is the shipped one
+    (classifier=None)."""
     require_choice("dataset", dataset, tuple(CLASSIFIERS))
     require_choice("split", split, ("train", "test"))
     if classifier is None and (dataset, split) in _REFERENCES:
@@ -302,8 +323,14 @@ def _reference_within(dataset: str, classifier: nn.Module | None) -> torch.Tenso
     return _REFERENCES[dataset, "within"]
 
 
-def floor_draws(n: int, draws: int = FLOOR_DRAWS, seed: int = 0, classifier: nn.Module | None = None, dataset: str = "digits",
-                artefact: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None) -> dict:
+def floor_draws(
+    n: int,
+    draws: int = FLOOR_DRAWS,
+    seed: int = 0,
+    classifier: nn.Module | None = None,
+    dataset: str = "digits",
+    artefact: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
+) -> dict:
     """FD and KID against the held-out images of `draws` independent sets of `n` real training images, each
     drawn **with replacement**: n independent draws from the training distribution, as a generator's n samples
     are. Returns {"fd": (draws,), "kid": (draws,)} in float64. dataset: "digits" or "fashion_mnist".
@@ -356,11 +383,17 @@ def _summary(values: torch.Tensor) -> tuple[float, float]:
     return float(values.mean()), float(values.std())
 
 
-def data_floor(n: int, dataset: str = "digits", draws: int = FLOOR_DRAWS, seed: int = 0, classifier: nn.Module | None = None) -> dict:
+def data_floor(
+    n: int, dataset: str = "digits", draws: int = FLOOR_DRAWS, seed: int = 0, classifier: nn.Module | None = None
+) -> dict:
     """The data floor for `n` generated images of `dataset`: the mean FD and KID of `floor_draws`, with their
     standard deviation (the spread of one draw) and standard error (the uncertainty of the mean)."""
     values = floor_draws(n, draws, seed, classifier, dataset)
-    pool = "the 1,297 training digits" if dataset == "digits" else f"the first {FASHION_POOL:,} Fashion-MNIST training images"
+    pool = (
+        "the 1,297 training digits"
+        if dataset == "digits"
+        else f"the first {FASHION_POOL:,} Fashion-MNIST training images"
+    )
     result = {"n": n, "draws": draws, "drawn": f"with replacement from {pool}"}
     for key, draws_of_key in values.items():
         mean, sd = _summary(draws_of_key)
@@ -374,11 +407,17 @@ def score_images(images: torch.Tensor, classifier: nn.Module | None = None) -> d
     (N, 1, 8, 8) digits, (N, 1, 28, 28) Fashion-MNIST); for digits also the memorization fraction against the
     1,297 training digits."""
     dataset = _dataset_of(images)
-    reference = reference_features(dataset, classifier)  # cached, with its KID term, for the shipped classifier (classifier=None)
+    reference = reference_features(
+        dataset, classifier
+    )  # cached, with its KID term, for the shipped classifier (classifier=None)
     within = _reference_within(dataset, classifier)
     classifier = classifier or load_classifier(dataset=dataset)
     generated = classifier_features(images, classifier)
-    result = {"n": len(images), "fd": frechet_distance(generated, reference), "kid": _kid_against(generated.double(), reference, within)}
+    result = {
+        "n": len(images),
+        "fd": frechet_distance(generated, reference),
+        "kid": _kid_against(generated.double(), reference, within),
+    }
     if dataset == "digits":
         train, test = load_digits("train"), load_digits("test")
         result["memorized"] = memorization_fraction(images.float().clamp(-1, 1).cpu(), train.images, test.images)
@@ -409,7 +448,9 @@ def score_replicates(replicates: torch.Tensor, classifier: nn.Module | None = No
 
 
 QUALITY_BAR = 1.2  # FD at most this multiple of the data floor at the same n ...
-QUALITY_BAR_SE = 2  # ... or FD - floor within this many standard errors (a model the samples cannot tell from the floor)
+QUALITY_BAR_SE = (
+    2  # ... or FD - floor within this many standard errors (a model the samples cannot tell from the floor)
+)
 MEMORIZATION_BAR = 0.12  # and, where memorization is judged, at most this fraction of samples copy a training digit
 QUALITY_BAR_RULE = f"FD <= {QUALITY_BAR} x floor, or FD - floor within two standard errors"  # the sidecars' "bar"
 
@@ -424,11 +465,15 @@ def meets_quality_bar(read: dict, memorized: float | None = None) -> bool:
     keys = ("fd_over_floor", "fd_minus_floor", "fd_minus_floor_se")
     missing = [key for key in keys if not isinstance(read, dict) or key not in read]
     if missing:
-        raise ValueError(f"read must be a dict with the keys {', '.join(keys)} (what against_floor returns); "
-                         f"got {type(read).__name__} without {', '.join(missing)}")
+        raise ValueError(
+            f"read must be a dict with the keys {', '.join(keys)} (what against_floor returns); "
+            f"got {type(read).__name__} without {', '.join(missing)}"
+        )
     if memorized is not None and not 0 <= memorized <= 1:
         raise ValueError(f"memorized must be a fraction in [0, 1] or None, got {memorized!r}")
-    fd_ok = read["fd_over_floor"] <= QUALITY_BAR or read["fd_minus_floor"] <= QUALITY_BAR_SE * read["fd_minus_floor_se"]
+    fd_ok = (
+        read["fd_over_floor"] <= QUALITY_BAR or read["fd_minus_floor"] <= QUALITY_BAR_SE * read["fd_minus_floor_se"]
+    )
     return bool(fd_ok and (memorized is None or memorized <= MEMORIZATION_BAR))
 
 
@@ -446,8 +491,10 @@ def against_floor(score: dict, floor: dict) -> dict:
 
 def off_mode_share(points: torch.Tensor, mixture, widths: float = 3.0) -> float:
     """The share of points farther than `widths` component standard deviations from every mean of a Gaussian mixture
-    (a `ddimlib.oracle.GaussianMixtureEps`, e.g. `ddimlib.data.eight_gaussians_oracle`): the mass a sampler left between
-    the modes. Sliced W2 at a thousand points hardly sees it (notebook 04: 18 % of the points between the eight Gaussians
+    (a `ddimlib.oracle.GaussianMixtureEps`, e.g. `ddimlib.data.eight_gaussians_oracle`): the mass a sampler left
+    between
+    the modes. Sliced W2 at a thousand points hardly sees it (notebook 04: 18 % of the points between the eight
+    Gaussians
     score like the data), while real draws put about 1 % there at three standard deviations in 2-D.
 
     points: (N, D). Returns a fraction in [0, 1].
@@ -456,5 +503,7 @@ def off_mode_share(points: torch.Tensor, mixture, widths: float = 3.0) -> float:
         raise ValueError(f"points must have shape (N, {mixture.means.shape[1]}), got {tuple(points.shape)}")
     if not widths > 0:
         raise ValueError(f"widths must be positive, got {widths}")
-    scaled = torch.cdist(points.double().cpu(), mixture.means) / mixture.stds.clamp(min=1e-12)  # (N, K) in each component's units
+    scaled = torch.cdist(points.double().cpu(), mixture.means) / mixture.stds.clamp(
+        min=1e-12
+    )  # (N, K) in each component's units
     return float((scaled.min(1).values > widths).double().mean())

@@ -113,7 +113,12 @@ class UNetEps(nn.Module):
             if level < len(widths) - 1:
                 self.down.append(nn.Conv2d(width, width, 3, stride=2, padding=1))
                 skips.append(width)
-        self.mid = nn.ModuleList([ResBlock(c_prev, c_prev, tdim, groups, config.dropout), ResBlock(c_prev, c_prev, tdim, groups, config.dropout)])
+        self.mid = nn.ModuleList(
+            [
+                ResBlock(c_prev, c_prev, tdim, groups, config.dropout),
+                ResBlock(c_prev, c_prev, tdim, groups, config.dropout),
+            ]
+        )
         self.up = nn.ModuleList()
         for level, width in reversed(list(enumerate(widths))):
             for _ in range(config.blocks + 1):
@@ -158,14 +163,19 @@ def build_model(kind: str, config) -> nn.Module:
             config["mults"] = tuple(config["mults"])
         unknown = set(config) - set(config_type.__dataclass_fields__)
         if unknown:
-            raise ValueError(f"config for a {kind} model has unknown fields {sorted(unknown)}; allowed: {sorted(config_type.__dataclass_fields__)}")
+            raise ValueError(
+                f"config for a {kind} model has unknown fields {sorted(unknown)}; allowed: "
+                f"{sorted(config_type.__dataclass_fields__)}"
+            )
         config = config_type(**config)
     if not isinstance(config, config_type):
         raise TypeError(f"config for a {kind} model must be a {config_type.__name__}, got {type(config).__name__}")
     if kind == "unet":
         for width in (config.base * m for m in config.mults):
             if width % config.groups:
-                raise ValueError(f"groups={config.groups} must divide every level's channels; {width} is not divisible")
+                raise ValueError(
+                    f"groups={config.groups} must divide every level's channels; {width} is not divisible"
+                )
         require_int("blocks", config.blocks, 1)
     return MLPEps(config) if kind == "mlp" else UNetEps(config)
 

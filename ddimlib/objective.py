@@ -4,12 +4,15 @@ Reference: Song, Meng & Ermon, "Denoising Diffusion Implicit Models", ICLR 2021,
 Section 3.2: Eq. 5 (L_gamma), Eq. 10 (the generative process p_theta), Eq. 11 (J_sigma) and
 Theorem 1 (J_sigma = L_gamma + C), proved in Appendix B.
 
-The weight. For t >= 2 both q_sigma(x_{t-1} | x_t, x0) and p_theta(x_{t-1} | x_t) = q_sigma(x_{t-1} | x_t, f_theta(x_t))
+The weight. For t >= 2 both q_sigma(x_{t-1} | x_t, x0) and p_theta(x_{t-1} | x_t) = q_sigma(x_{t-1} | x_t,
+f_theta(x_t))
 are Gaussians with covariance sigma_t^2 I whose means differ only through x0, so
 
-    KL = |c_t (x0 - f_theta(x_t))|^2 / (2 sigma_t^2),   c_t = sqrt(alpha_{t-1}) - sqrt(1 - alpha_{t-1} - sigma_t^2) sqrt(alpha_t / (1 - alpha_t)),
+    KL = |c_t (x0 - f_theta(x_t))|^2 / (2 sigma_t^2),   c_t = sqrt(alpha_{t-1}) - sqrt(1 - alpha_{t-1} - sigma_t^2)
+    sqrt(alpha_t / (1 - alpha_t)),
 
-c_t being the coefficient of x0 in the posterior mean of Eq. 7. With x0 - f_theta(x_t) = sqrt((1 - alpha_t) / alpha_t) (eps_theta - eps),
+c_t being the coefficient of x0 in the posterior mean of Eq. 7. With x0 - f_theta(x_t) = sqrt((1 - alpha_t) / alpha_t)
+(eps_theta - eps),
 
     gamma_t = c_t^2 (1 - alpha_t) / (2 sigma_t^2 alpha_t)      (t >= 2),
     gamma_1 = (1 - alpha_1) / (2 sigma_1^2 alpha_1)             (p_theta(x0 | x1) = N(f_theta(x1), sigma_1^2 I)).
@@ -39,8 +42,13 @@ def x0_coefficient(alpha_t, alpha_prev, sigma_t):
     1 - alpha_{t-1} - sigma_t^2 a tiny negative number, which counts as 0 (it gave NaN). Returns float64 tensors.
     """
     require_sigma(sigma_t, alpha_prev)
-    rest = torch.as_tensor(1 - alpha_prev - torch.as_tensor(sigma_t, dtype=torch.float64) ** 2, dtype=torch.float64).clamp(min=0)
-    return torch.as_tensor(alpha_prev, dtype=torch.float64) ** 0.5 - rest.sqrt() * torch.as_tensor(alpha_t / (1 - alpha_t), dtype=torch.float64) ** 0.5
+    rest = torch.as_tensor(
+        1 - alpha_prev - torch.as_tensor(sigma_t, dtype=torch.float64) ** 2, dtype=torch.float64
+    ).clamp(min=0)
+    return (
+        torch.as_tensor(alpha_prev, dtype=torch.float64) ** 0.5
+        - rest.sqrt() * torch.as_tensor(alpha_t / (1 - alpha_t), dtype=torch.float64) ** 0.5
+    )
 
 
 def _check_chain_sigma(schedule: Schedule, sigma) -> torch.Tensor:
@@ -48,7 +56,9 @@ def _check_chain_sigma(schedule: Schedule, sigma) -> torch.Tensor:
     if sigma.shape != schedule.alpha.shape:
         raise ValueError(f"sigma must have shape (T+1,) = {tuple(schedule.alpha.shape)}, got {tuple(sigma.shape)}")
     if not (sigma[1:] > 0).all():
-        raise ValueError(f"sigma_t must be > 0 for t = 1..T for J_sigma to be finite; got min {sigma[1:].min().item()}")
+        raise ValueError(
+            f"sigma_t must be > 0 for t = 1..T for J_sigma to be finite; got min {sigma[1:].min().item()}"
+        )
     require_sigma(sigma[2:], schedule.alpha[1:-1])
     return sigma
 
@@ -107,7 +117,9 @@ def log_p_theta(eps_model: EpsModel, chain: torch.Tensor, schedule: Schedule, si
     return log_prob
 
 
-def l_simple(eps_model: EpsModel, x0: torch.Tensor, schedule: Schedule, generator: torch.Generator | None = None) -> torch.Tensor:
+def l_simple(
+    eps_model: EpsModel, x0: torch.Tensor, schedule: Schedule, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """DDPM's L_simple, i.e. L_gamma with gamma = 1 (Eq. 5), as a per-element mean for training.
 
     t ~ Uniform{1..T} and eps ~ N(0, I) per sample; returns mean |eps_theta(x_t, t) - eps|^2 over
@@ -117,7 +129,9 @@ def l_simple(eps_model: EpsModel, x0: torch.Tensor, schedule: Schedule, generato
     return l_simple_on(eps_model, x0, schedule.alpha.to(x0.dtype).to(x0.device), generator)
 
 
-def l_simple_on(eps_model: EpsModel, x0: torch.Tensor, alpha: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+def l_simple_on(
+    eps_model: EpsModel, x0: torch.Tensor, alpha: torch.Tensor, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """l_simple with the schedule's alpha already in x0's dtype and on its device, (T+1,): what a training
     loop calls, so that no step copies the table to the device (a copy that waits for the device)."""
     t = torch.randint(1, alpha.numel(), (x0.shape[0],), generator=generator, device=x0.device)
@@ -125,7 +139,9 @@ def l_simple_on(eps_model: EpsModel, x0: torch.Tensor, alpha: torch.Tensor, gene
     return l_simple_given(eps_model, x0, alpha, t, noise)
 
 
-def l_simple_given(eps_model: EpsModel, x0: torch.Tensor, alpha: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+def l_simple_given(
+    eps_model: EpsModel, x0: torch.Tensor, alpha: torch.Tensor, t: torch.Tensor, noise: torch.Tensor
+) -> torch.Tensor:
     """l_simple for given draws: mean |eps_theta(x_t, t) - eps|^2 with x_t = sqrt(alpha_t) x0 + sqrt(1 - alpha_t) eps
     (Eq. 4). x0, noise: (B, ...); t: (B,) in 1..T; alpha: (T+1,) in x0's dtype and on its device. What a
     training loop that draws its own t and noise calls (ddimlib.training: a process's share of a global batch)."""

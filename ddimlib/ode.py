@@ -18,7 +18,7 @@ Taught in notebooks/05_ode_and_encoding.ipynb.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from tqdm.auto import tqdm
@@ -44,7 +44,9 @@ def from_x_bar(x_bar: torch.Tensor, alpha) -> torch.Tensor:
     return x_bar * expand_to(alpha, x_bar).sqrt()
 
 
-def euler_step(eps_model: EpsModel, x_bar: torch.Tensor, schedule: Schedule, t: int, t_next: int, t_model: int | None = None):
+def euler_step(
+    eps_model: EpsModel, x_bar: torch.Tensor, schedule: Schedule, t: int, t_next: int, t_model: int | None = None
+):
     """One Euler step of Eq. 14 from grid time t to t_next (either direction), in (sigma, x_bar).
 
     x_bar(t_next) = x_bar(t) + (sigma(t_next) - sigma(t)) eps_theta(x_bar(t) / sqrt(sigma(t)^2 + 1), t_model)
@@ -54,18 +56,24 @@ def euler_step(eps_model: EpsModel, x_bar: torch.Tensor, schedule: Schedule, t: 
     """
     sigma = ode_sigma(schedule.alpha[[t, t_next]])  # float64 on the CPU
     to_x, step = host_floats(1 / (sigma[:1] ** 2 + 1).sqrt(), sigma[1:] - sigma[:1])
-    return _euler(eps_model, x_bar, to_x[0], step[0], t if t_model is None else t_model, f"in the Euler step {t} -> {t_next}")
+    return _euler(
+        eps_model, x_bar, to_x[0], step[0], t if t_model is None else t_model, f"in the Euler step {t} -> {t_next}"
+    )
 
 
-def euler_step_sigma_squared(eps_model: EpsModel, x_bar: torch.Tensor, schedule: Schedule, t: int, t_next: int) -> tuple[torch.Tensor, torch.Tensor]:
+def euler_step_sigma_squared(
+    eps_model: EpsModel, x_bar: torch.Tensor, schedule: Schedule, t: int, t_next: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """One Euler step in d(sigma^2) of the probability-flow ODE of the variance-exploding SDE (DDIM Eq. 15).
 
     Song, Meng & Ermon, "Denoising Diffusion Implicit Models", ICLR 2021, arXiv:2010.02502, Proposition 1
     (Section 4.3, Appendix B). With x_bar = x / sqrt(alpha) and sigma = sqrt((1 - alpha) / alpha), the
-    probability-flow ODE of the VE-SDE is d x_bar = -1/2 grad log p_sigma(x_bar) d(sigma^2) = eps / (2 sigma) d(sigma^2),
+    probability-flow ODE of the VE-SDE is d x_bar = -1/2 grad log p_sigma(x_bar) d(sigma^2) = eps / (2 sigma)
+    d(sigma^2),
     the same ODE as Eq. 14 (d(sigma^2) = 2 sigma d sigma). Euler's method in sigma^2 instead of sigma gives
 
-        x_bar(t_next) = x_bar(t) + (sigma(t_next)^2 - sigma(t)^2) / (2 sigma(t)) * eps_theta(x_bar(t) / sqrt(sigma(t)^2 + 1), t),
+        x_bar(t_next) = x_bar(t) + (sigma(t_next)^2 - sigma(t)^2) / (2 sigma(t)) * eps_theta(x_bar(t) / sqrt(sigma(t)^2
+        + 1), t),
 
     which differs from `euler_step` by (sigma(t_next) - sigma(t))^2 / (2 sigma(t)) * eps: second order in the
     step, so both schemes converge to the same solution, at first order, with different constants.
@@ -92,7 +100,9 @@ def _grid(schedule: Schedule, steps, tau) -> list[int]:
     return [0] + resolve_tau(tau, steps, schedule.T).tolist()
 
 
-def _integrate(eps_model: EpsModel, schedule: Schedule, x: torch.Tensor, grid: list[int], desc: str, progress: bool) -> torch.Tensor:
+def _integrate(
+    eps_model: EpsModel, schedule: Schedule, x: torch.Tensor, grid: list[int], desc: str, progress: bool
+) -> torch.Tensor:
     """Euler steps of Eq. 14 along `grid` (increasing: encode; decreasing: decode), from x at grid[0] to grid[-1].
 
     Each step evaluates the model at its start time, except that a start at t = 0 (only encode's
@@ -108,7 +118,9 @@ def _integrate(eps_model: EpsModel, schedule: Schedule, x: torch.Tensor, grid: l
     outputs = ModelOutputs(len(grid) - 1, x)
     for k in tqdm(range(len(grid) - 1), desc=desc, disable=not progress, leave=False):
         t, t_next = grid[k], grid[k + 1]
-        x_bar, _ = _euler(eps_model, x_bar, to_x[k], steps[k], max(t, 1), f"in the Euler step {t} -> {t_next}", outputs)
+        x_bar, _ = _euler(
+            eps_model, x_bar, to_x[k], steps[k], max(t, 1), f"in the Euler step {t} -> {t_next}", outputs
+        )
     outputs.check()
     return from_x_bar(x_bar, alpha[-1])
 
@@ -166,7 +178,8 @@ def dpm_solver_2m(
     tau: str | Sequence[int] | torch.Tensor = "linear",
     progress: bool = False,
 ) -> torch.Tensor:
-    """Decode x_T with DPM-Solver++(2M), a second-order multistep solver of the same ODE (one network call per grid time).
+    """Decode x_T with DPM-Solver++(2M), a second-order multistep solver of the same ODE (one network call per grid
+    time).
 
     Reference: Lu, Zhou, Bao, Chen, Li & Zhu, "DPM-Solver++: Fast Solver for Guided Sampling of Diffusion
     Probabilistic Models", arXiv:2211.01095, Algorithm 2. In DDIM's notation, with a_t = sqrt(alpha_t),
@@ -191,7 +204,9 @@ def dpm_solver_2m(
     r = torch.cat([h.new_ones(1), h[:-1] / h[1:]])  # r_k = h_{k-1} / h_k (entry 0 unused: the first step is DDIM's)
     keep, grow = s[1:] / s[:-1], a[1:] * (1 - torch.exp(-h))
     new_weight, old_weight = 1 + 1 / (2 * r), 1 / (2 * r)
-    keep, grow, new_weight, old_weight, sqrt_alpha, sqrt_one_minus_alpha = host_floats(keep, grow, new_weight, old_weight, a, s)
+    keep, grow, new_weight, old_weight, sqrt_alpha, sqrt_one_minus_alpha = host_floats(
+        keep, grow, new_weight, old_weight, a, s
+    )
     outputs = ModelOutputs(len(grid) - 1, x)
     x0_before = None
     for k in tqdm(range(len(grid) - 1), desc="DPM-Solver++(2M)", disable=not progress, leave=False):
@@ -241,6 +256,8 @@ def observed_order(steps, errors) -> float:
     log_s = torch.log(torch.as_tensor(steps, dtype=torch.float64))
     log_e = torch.log(torch.as_tensor(errors, dtype=torch.float64))
     if log_s.shape != log_e.shape or log_s.numel() < 2:
-        raise ValueError(f"steps and errors must be equally long sequences of at least 2 values, got {len(steps)} and {len(errors)}")
+        raise ValueError(
+            f"steps and errors must be equally long sequences of at least 2 values, got {len(steps)} and {len(errors)}"
+        )
     centred = log_s - log_s.mean()
     return float(-(centred * (log_e - log_e.mean())).sum() / (centred**2).sum())

@@ -42,11 +42,15 @@ class GaussianMixtureEps:
             raise ValueError(f"means must have shape (K, D), got {tuple(means.shape)}")
         K = means.shape[0]
         if stds.shape != (K,) or weights.shape != (K,):
-            raise ValueError(f"stds and weights must have shape (K,) = ({K},), got {tuple(stds.shape)} and {tuple(weights.shape)}")
+            raise ValueError(
+                f"stds and weights must have shape (K,) = ({K},), got {tuple(stds.shape)} and {tuple(weights.shape)}"
+            )
         if (stds < 0).any():
             raise ValueError(f"stds must all be >= 0, got {stds.min().item()}")
         if (weights <= 0).any() or abs(weights.sum().item() - 1) > 1e-9:
-            raise ValueError(f"weights must be positive and sum to 1, got sum {weights.sum().item()} and min {weights.min().item()}")
+            raise ValueError(
+                f"weights must be positive and sum to 1, got sum {weights.sum().item()} and min {weights.min().item()}"
+            )
         self.means, self.stds, self.weights, self.schedule = means, stds, weights, schedule
         self._mean_sq = (means**2).sum(1)  # (K,)
 
@@ -68,7 +72,11 @@ class GaussianMixtureEps:
         alpha = self.schedule.alpha.to(x.device)[t.to(x.device)][:, None]  # (B, 1)
         var = alpha * self.stds.to(x.device) ** 2 + (1 - alpha)  # (B, K): v_k per sample
         # squared distance |x_t - sqrt(alpha) mu_k|^2 without a (B, K, D) tensor
-        dist_sq = (x**2).sum(1, keepdim=True) - 2 * alpha.sqrt() * x @ self.means.to(x.device).T + alpha * self._mean_sq.to(x.device)
+        dist_sq = (
+            (x**2).sum(1, keepdim=True)
+            - 2 * alpha.sqrt() * x @ self.means.to(x.device).T
+            + alpha * self._mean_sq.to(x.device)
+        )
         log_r = self.weights.to(x.device).log() - 0.5 * dist_sq.clamp(min=0) / var - 0.5 * self.dim * var.log()
         r = torch.softmax(log_r, dim=1)  # responsibilities r_k(x_t), (B, K)
         c = r * (1 - alpha).sqrt() / var  # (B, K)

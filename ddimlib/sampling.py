@@ -14,8 +14,8 @@ notebooks 03 and 05.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 from tqdm.auto import tqdm
@@ -44,7 +44,8 @@ def sigma_eta(alpha_t, alpha_prev, eta: float):
 
 
 def sigma_hat(alpha_t, alpha_prev):
-    """The larger standard deviation of DDIM Section 5: sqrt(1 - alpha_t / alpha_{t-1}) (sqrt(beta_t) on the full chain).
+    """The larger standard deviation of DDIM Section 5: sqrt(1 - alpha_t / alpha_{t-1}) (sqrt(beta_t) on the full
+    chain).
 
     Eq. 12 cannot use it directly: sqrt(1 - alpha_{t-1} - sigma_hat^2) is imaginary whenever
     alpha_t < alpha_{t-1}^2. Like the paper's code, `sample(variance="hat")` takes the eta = 1 mean
@@ -74,11 +75,13 @@ def ddim_step(
     the random-noise term is left out (the step's mean).
     """
     require_sigma(sigma_t, alpha_prev)
-    x0_pred = predict_x0(x_t, eps_pred, alpha_t)                                   # "predicted x0"
+    x0_pred = predict_x0(x_t, eps_pred, alpha_t)  # "predicted x0"
     alpha_prev, sigma_t = expand_to(alpha_prev, x_t), expand_to(sigma_t, x_t)
-    x_prev = alpha_prev.sqrt() * x0_pred + (1 - alpha_prev - sigma_t**2).clamp(min=0).sqrt() * eps_pred  # + "direction pointing to x_t"
+    x_prev = (
+        alpha_prev.sqrt() * x0_pred + (1 - alpha_prev - sigma_t**2).clamp(min=0).sqrt() * eps_pred
+    )  # + "direction pointing to x_t"
     if noise is not None:
-        x_prev = x_prev + sigma_t * noise                                          # + "random noise"
+        x_prev = x_prev + sigma_t * noise  # + "random noise"
     return StepOutput(x_prev=x_prev, x0_pred=x0_pred)
 
 
@@ -126,12 +129,19 @@ def sample(
     tau_full = torch.cat([tau.new_zeros(1), tau])
     # Every step's coefficients at once, in float64 on the CPU: entry i - 1 belongs to the step tau_i -> tau_{i-1}.
     alpha_t, alpha_prev = schedule.alpha[tau_full[1:]], schedule.alpha[tau_full[:-1]]
-    sigma_t = sigma_eta(alpha_t, alpha_prev, 1.0 if variance == "hat" else eta)  # Eq. 12 uses the eta = 1 mean for "hat"
+    sigma_t = sigma_eta(
+        alpha_t, alpha_prev, 1.0 if variance == "hat" else eta
+    )  # Eq. 12 uses the eta = 1 mean for "hat"
     require_sigma(sigma_t, alpha_prev)
     noise_std = sigma_hat(alpha_t, alpha_prev) if variance == "hat" else sigma_t
     adds_noise = ((noise_std > 0) & (tau_full[:-1] > 0)).tolist()  # the last step, to t = 0, adds none (host values)
     sqrt_one_minus_alpha_t, sqrt_alpha_t, sqrt_alpha_prev, direction, noise_std = host_floats(
-        (1 - alpha_t).sqrt(), alpha_t.sqrt(), alpha_prev.sqrt(), (1 - alpha_prev - sigma_t**2).clamp(min=0).sqrt(), noise_std)
+        (1 - alpha_t).sqrt(),
+        alpha_t.sqrt(),
+        alpha_prev.sqrt(),
+        (1 - alpha_prev - sigma_t**2).clamp(min=0).sqrt(),
+        noise_std,
+    )
     t_model = tau_full.tolist()
     outputs = ModelOutputs(len(tau), x)
     path, preds = [x], []
@@ -139,9 +149,9 @@ def sample(
         eps = call_model(eps_model, x, t_model[i], f"at step {len(tau) - i + 1} of {len(tau)}", outputs)
         k = i - 1  # Eq. 12, as ddim_step computes it:
         x0_pred = torch.add(x, eps, alpha=-sqrt_one_minus_alpha_t[k]).div_(sqrt_alpha_t[k])  # "predicted x0"
-        x = torch.add(x0_pred * sqrt_alpha_prev[k], eps, alpha=direction[k])                # + "direction pointing to x_t"
+        x = torch.add(x0_pred * sqrt_alpha_prev[k], eps, alpha=direction[k])  # + "direction pointing to x_t"
         if adds_noise[k]:
-            x = torch.add(x, standard_normal(x, generator), alpha=noise_std[k])             # + "random noise"
+            x = torch.add(x, standard_normal(x, generator), alpha=noise_std[k])  # + "random noise"
         if return_trajectory:
             path.append(x)
             preds.append(x0_pred)
@@ -174,16 +184,20 @@ def ddpm_sample(
     x = check_x_T(x_T)
     T, alpha, beta = schedule.T, schedule.alpha, schedule.beta  # float64 on the CPU, indexed by t = 0..T
     zero = alpha.new_zeros(1)
-    eps_coef = torch.cat([zero, beta[1:] / (1 - alpha[1:]).sqrt()])                   # beta_t / sqrt(1 - alpha_t)
-    std = torch.cat([zero, (beta[1:] * (1 - alpha[:-1]) / (1 - alpha[1:])).sqrt()])   # sqrt(beta-tilde_t)
-    scale = 1 / (1 - beta).sqrt()                                                     # 1 / sqrt(1 - beta_t)
-    eps_coef, std, scale, sqrt_alpha, sqrt_one_minus_alpha = host_floats(eps_coef, std, scale, alpha.sqrt(), (1 - alpha).sqrt())
+    eps_coef = torch.cat([zero, beta[1:] / (1 - alpha[1:]).sqrt()])  # beta_t / sqrt(1 - alpha_t)
+    std = torch.cat([zero, (beta[1:] * (1 - alpha[:-1]) / (1 - alpha[1:])).sqrt()])  # sqrt(beta-tilde_t)
+    scale = 1 / (1 - beta).sqrt()  # 1 / sqrt(1 - beta_t)
+    eps_coef, std, scale, sqrt_alpha, sqrt_one_minus_alpha = host_floats(
+        eps_coef, std, scale, alpha.sqrt(), (1 - alpha).sqrt()
+    )
     outputs = ModelOutputs(T, x)
     path, preds = [x], []
     for t in tqdm(range(T, 0, -1), desc=f"DDPM T={T}", disable=not progress, leave=False):
         eps = call_model(eps_model, x, t, f"at step {T - t + 1} of {T}", outputs)
         mean = torch.add(x, eps, alpha=-eps_coef[t]).mul_(scale[t])
-        x0_pred = torch.add(x, eps, alpha=-sqrt_one_minus_alpha[t]).div_(sqrt_alpha[t]) if return_trajectory else None  # Eq. 9
+        x0_pred = (
+            torch.add(x, eps, alpha=-sqrt_one_minus_alpha[t]).div_(sqrt_alpha[t]) if return_trajectory else None
+        )  # Eq. 9
         x = torch.add(mean, standard_normal(x, generator), alpha=std[t]) if t > 1 else mean
         if return_trajectory:
             path.append(x)

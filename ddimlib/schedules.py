@@ -18,8 +18,8 @@ Taught in notebooks/01_forward_process.ipynb.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 
@@ -130,7 +130,9 @@ def resolve_tau(tau: str | Sequence[int] | torch.Tensor, steps: int | None, T: i
     if not (values[1:] > values[:-1]).all():
         raise ValueError(f"tau must be strictly increasing; got {values.tolist()}")
     if values[0] < 1 or values[-1] != T:
-        raise ValueError(f"tau must lie in [1, T={T}] and end at T; got first {values[0].item()} and last {values[-1].item()}")
+        raise ValueError(
+            f"tau must lie in [1, T={T}] and end at T; got first {values[0].item()} and last {values[-1].item()}"
+        )
     if steps is not None and require_int("steps", steps, 1, T) != values.numel():
         raise ValueError(f"steps must equal len(tau) = {values.numel()} when tau is explicit; got steps={steps}")
     return values

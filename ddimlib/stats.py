@@ -25,13 +25,39 @@ import torch
 from ddimlib._validate import require_choice
 
 # Student's t, 0.975 quantile, by degrees of freedom (two-sided 95 %); beyond 30 dof we keep 30's value (conservative)
-T_975 = {1: 12.71, 2: 4.30, 3: 3.18, 4: 2.78, 5: 2.57, 6: 2.45, 7: 2.36, 8: 2.31, 9: 2.26, 10: 2.23, 11: 2.20, 12: 2.18, 13: 2.16,
-         14: 2.14, 15: 2.13, 16: 2.12, 17: 2.11, 18: 2.10, 19: 2.09, 20: 2.09, 22: 2.07, 24: 2.06, 26: 2.06, 28: 2.05, 30: 2.04}
+T_975 = {
+    1: 12.71,
+    2: 4.30,
+    3: 3.18,
+    4: 2.78,
+    5: 2.57,
+    6: 2.45,
+    7: 2.36,
+    8: 2.31,
+    9: 2.26,
+    10: 2.23,
+    11: 2.20,
+    12: 2.18,
+    13: 2.16,
+    14: 2.14,
+    15: 2.13,
+    16: 2.12,
+    17: 2.11,
+    18: 2.10,
+    19: 2.09,
+    20: 2.09,
+    22: 2.07,
+    24: 2.06,
+    26: 2.06,
+    28: 2.05,
+    30: 2.04,
+}
 DIRECTIONS = ("<", ">")
 
 
 def t_975(dof: float) -> float:
-    """The 0.975 quantile of Student's t with `dof` degrees of freedom (rounded down to a tabulated value: conservative)."""
+    """The 0.975 quantile of Student's t with `dof` degrees of freedom (rounded down to a tabulated value:
+    conservative)."""
     if dof < 1:
         raise ValueError(f"dof must be >= 1, got {dof}")
     return T_975[max(k for k in T_975 if k <= dof)]
@@ -49,7 +75,7 @@ class Verdict:
 
     @property
     def sign(self) -> str:
-        """"<" or ">" where the difference is resolved, "~" where it is not."""
+        """ "<" or ">" where the difference is resolved, "~" where it is not."""
         return "<" if self.difference < -self.bound else ">" if self.difference > self.bound else "~"
 
     @property
@@ -62,12 +88,18 @@ class Verdict:
 
     @property
     def status(self) -> str:
-        return "resolved" if self.resolved else "CONTRADICTED" if self.contradicted else "not resolved at this sample size"
+        return (
+            "resolved"
+            if self.resolved
+            else "CONTRADICTED"
+            if self.contradicted
+            else "not resolved at this sample size"
+        )
 
     def __str__(self) -> str:
         return f"{self.claim}: {self.difference:+.3g} +- {self.bound:.3g} (95 %), {self.status}"
 
-    def check(self) -> "Verdict":
+    def check(self) -> Verdict:
         """Raise AssertionError if the data contradict the claim; an unresolved claim passes."""
         if self.contradicted:
             raise AssertionError(str(self))
@@ -80,17 +112,26 @@ def compare(claim: str, left: torch.Tensor, right: torch.Tensor, expected: str, 
     paired: replicate k of both came from the same x_T (or noise), so the differences d_k are tested
     (t with n - 1 dof); otherwise Welch's unequal-variance t (Welch-Satterthwaite dof)."""
     expected = require_choice("expected", expected, DIRECTIONS)
-    left, right = torch.as_tensor(left, dtype=torch.float64).flatten(), torch.as_tensor(right, dtype=torch.float64).flatten()
+    left, right = (
+        torch.as_tensor(left, dtype=torch.float64).flatten(),
+        torch.as_tensor(right, dtype=torch.float64).flatten(),
+    )
     if paired:
         if len(left) != len(right) or len(left) < 2:
             raise ValueError(f"paired replicates must have the same length >= 2, got {len(left)} and {len(right)}")
         d = left - right
-        return Verdict(claim, float(d.mean()), t_975(len(d) - 1) * float(d.std()) / len(d) ** 0.5, expected, len(d) - 1)
+        return Verdict(
+            claim, float(d.mean()), t_975(len(d) - 1) * float(d.std()) / len(d) ** 0.5, expected, len(d) - 1
+        )
     if len(left) < 2 or len(right) < 2:
         raise ValueError(f"unpaired comparisons need >= 2 replicates on each side, got {len(left)} and {len(right)}")
     var_left, var_right = float(left.var()) / len(left), float(right.var()) / len(right)
     se = (var_left + var_right) ** 0.5
-    dof = se**4 / (var_left**2 / (len(left) - 1) + var_right**2 / (len(right) - 1)) if se > 0 else len(left) + len(right) - 2
+    dof = (
+        se**4 / (var_left**2 / (len(left) - 1) + var_right**2 / (len(right) - 1))
+        if se > 0
+        else len(left) + len(right) - 2
+    )
     return Verdict(claim, float(left.mean() - right.mean()), t_975(dof) * se, expected, dof)
 
 
@@ -100,7 +141,8 @@ def _quantile_975(dof: float | None) -> float:
 
 
 def from_estimate(claim: str, difference: float, se: float, expected: str, dof: float | None = None) -> Verdict:
-    """The claim difference `expected` 0 from an estimate and its standard error (t with `dof`, or the normal 1.96 if None)."""
+    """The claim difference `expected` 0 from an estimate and its standard error (t with `dof`, or the normal 1.96 if
+    None)."""
     expected = require_choice("expected", expected, DIRECTIONS)
     return Verdict(claim, float(difference), _quantile_975(dof) * float(se), expected, dof)
 

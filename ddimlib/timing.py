@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import torch
 
@@ -113,7 +113,9 @@ def fit_line(x: Sequence[float], y: Sequence[float]) -> tuple[float, float, floa
     """Least-squares y = slope * x + intercept, in float64. Returns (slope, intercept, R^2)."""
     xs, ys = torch.as_tensor(x, dtype=torch.float64), torch.as_tensor(y, dtype=torch.float64)
     if xs.ndim != 1 or xs.shape != ys.shape or len(xs) < 3:
-        raise ValueError(f"x and y must be 1-D of the same length >= 3, got shapes {tuple(xs.shape)} and {tuple(ys.shape)}")
+        raise ValueError(
+            f"x and y must be 1-D of the same length >= 3, got shapes {tuple(xs.shape)} and {tuple(ys.shape)}"
+        )
     if float(xs.var()) == 0:
         raise ValueError("x must not be constant: a line through one x value is not determined")
     design = torch.stack([xs, torch.ones_like(xs)], dim=1)

@@ -42,11 +42,12 @@ from pathlib import Path
 import torch
 
 from ddimlib import distributed, metrics
+from ddimlib.checkpoints import hardware as hardware_record
+from ddimlib.checkpoints import load_checkpoint, save_atomic, write_json
 from ddimlib.data import IMAGE_SHAPES, TOY_SETS, load_image_set, toy_2d
 from ddimlib.experiments import SAMPLE_BATCH, sample_set
 from ddimlib.loop import placement
-from ddimlib.checkpoints import hardware as hardware_record, load_checkpoint, save_atomic, write_json
-from ddimlib.training import Trainer, TrainConfig, default_batch_size, load_model, pick_device
+from ddimlib.training import TrainConfig, Trainer, default_batch_size, load_model, pick_device
 
 IMAGE_SETS = tuple(IMAGE_SHAPES)
 DATASETS = IMAGE_SETS + TOY_SETS
@@ -60,7 +61,9 @@ DEFAULT_MODELS = {
 # --small on digits: a UNet of half the width, ~3x cheaper per call, for notebook 04's step sweep
 DIGITS_SMALL = ("unet", {"base": 8, "mults": [1, 2], "groups": 4, "dropout": 0.1})
 TOY_TRAIN_SIZE = 20000
-EVAL_SAMPLES = {"fashion_mnist": 2000}  # samples per set of the sidecar's metric where not 6,000 (28x28 costs 12x more per sample)
+EVAL_SAMPLES = {
+    "fashion_mnist": 2000
+}  # samples per set of the sidecar's metric where not 6,000 (28x28 costs 12x more per sample)
 
 
 def eval_samples(args: argparse.Namespace, dataset: str) -> int:
@@ -69,7 +72,9 @@ def eval_samples(args: argparse.Namespace, dataset: str) -> int:
 
 
 def training_data(dataset: str) -> torch.Tensor:
-    return load_image_set(dataset, "train").images if dataset in IMAGE_SETS else toy_2d(dataset, TOY_TRAIN_SIZE, seed=0)
+    return (
+        load_image_set(dataset, "train").images if dataset in IMAGE_SETS else toy_2d(dataset, TOY_TRAIN_SIZE, seed=0)
+    )
 
 
 def sample_shape(dataset: str, n: int) -> tuple[int, ...]:
@@ -77,7 +82,9 @@ def sample_shape(dataset: str, n: int) -> tuple[int, ...]:
     return (n, *IMAGE_SHAPES[dataset]) if dataset in IMAGE_SETS else (n, 2)
 
 
-QUALITY_BAR = metrics.QUALITY_BAR  # digits: FD at most this multiple of the data floor (the rule: metrics.meets_quality_bar)
+QUALITY_BAR = (
+    metrics.QUALITY_BAR
+)  # digits: FD at most this multiple of the data floor (the rule: metrics.meets_quality_bar)
 
 
 @torch.no_grad()
@@ -102,9 +109,14 @@ def evaluate(eps_model, config: TrainConfig, n: int, replicates: int = 4, steps:
         else:
             result["reference"] = "the 10,000 Fashion-MNIST test images"
     else:
-        distance = lambda points, k: metrics.sliced_wasserstein(points, toy_2d(config.dataset, n, seed=10_000 + seed + k))
+        distance = lambda points, k: metrics.sliced_wasserstein(
+            points, toy_2d(config.dataset, n, seed=10_000 + seed + k)
+        )
         model = torch.tensor([distance(points, k) for k, points in enumerate(generated)], dtype=torch.float64)
-        floor = torch.tensor([distance(toy_2d(config.dataset, n, seed=20_000 + seed + k), k) for k in range(replicates)], dtype=torch.float64)
+        floor = torch.tensor(
+            [distance(toy_2d(config.dataset, n, seed=20_000 + seed + k), k) for k in range(replicates)],
+            dtype=torch.float64,
+        )
         for name, values in (("sliced_w2", model), ("floor_sliced_w2", floor)):
             result |= {name: float(values.mean()), f"{name}_se": float(values.std()) / replicates**0.5}
         result["sw2_over_floor"] = result["sliced_w2"] / result["floor_sliced_w2"]
@@ -117,26 +129,68 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, required=True, help="where the inference export goes (a .pt file)")
     parser.add_argument("--steps", type=int, help="training steps (with --minutes: whichever ends first)")
     parser.add_argument("--minutes", type=float, help="wall-clock budget in minutes")
-    parser.add_argument("--small", action="store_true", help="digits only: the half-width UNet (~3x cheaper per call) of notebook 04's step sweep")
+    parser.add_argument(
+        "--small",
+        action="store_true",
+        help="digits only: the half-width UNet (~3x cheaper per call) of notebook 04's step sweep",
+    )
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--batch-size", type=int, help="default: 128 on a CPU or Apple GPU, 2048 on CUDA; with --resume, overrides the run's")
-    parser.add_argument("--compile", action="store_true", help="torch.compile the model for training (eager if compiling fails)")
-    parser.add_argument("--lr", type=float, help="AdamW learning rate (default 2e-3; with --resume, overrides the run's)")
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        help="default: 128 on a CPU or Apple GPU, 2048 on CUDA; with --resume, overrides the run's",
+    )
+    parser.add_argument(
+        "--compile", action="store_true", help="torch.compile the model for training (eager if compiling fails)"
+    )
+    parser.add_argument(
+        "--lr", type=float, help="AdamW learning rate (default 2e-3; with --resume, overrides the run's)"
+    )
     parser.add_argument("--device", help="cuda, mps or cpu (default: the best available)")
     parser.add_argument("--resume", type=Path, help="a .state file written by an earlier run")
-    parser.add_argument("--save-every", type=int, default=500, help="write the training state (--out + .state) every so many steps, so a killed run loses at most that many (default 500)")
-    parser.add_argument("--eval-samples", type=int, help="samples per set for the metric in the sidecar (default 6,000; 2,000 for fashion_mnist)")
-    parser.add_argument("--eval-replicates", type=int, default=4, help="independent sets of samples behind the metric's standard error")
-    parser.add_argument("--no-eval", action="store_true", help="write the export and sidecar without the metric; compute it later with --evaluate")
-    parser.add_argument("--evaluate", action="store_true", help="only (re)compute the metric of the export --out, rewriting its sidecar")
-    parser.add_argument("--classifier", action="store_true", help="train the feature network of the metrics for --dataset (digits or fashion_mnist) instead")
+    parser.add_argument(
+        "--save-every",
+        type=int,
+        default=500,
+        help="write the training state (--out + .state) every so many steps, so a killed run loses at most that many "
+        "(default 500)",
+    )
+    parser.add_argument(
+        "--eval-samples",
+        type=int,
+        help="samples per set for the metric in the sidecar (default 6,000; 2,000 for fashion_mnist)",
+    )
+    parser.add_argument(
+        "--eval-replicates", type=int, default=4, help="independent sets of samples behind the metric's standard error"
+    )
+    parser.add_argument(
+        "--no-eval",
+        action="store_true",
+        help="write the export and sidecar without the metric; compute it later with --evaluate",
+    )
+    parser.add_argument(
+        "--evaluate",
+        action="store_true",
+        help="only (re)compute the metric of the export --out, rewriting its sidecar",
+    )
+    parser.add_argument(
+        "--classifier",
+        action="store_true",
+        help="train the feature network of the metrics for --dataset (digits or fashion_mnist) instead",
+    )
     args = parser.parse_args(argv)
     if args.classifier and args.dataset not in IMAGE_SETS:
-        parser.error(f"--classifier trains the feature network of an image set ({', '.join(IMAGE_SETS)}), not of {args.dataset!r}")
+        parser.error(
+            f"--classifier trains the feature network of an image set ({', '.join(IMAGE_SETS)}), not of "
+            f"{args.dataset!r}"
+        )
     if not (args.classifier or args.evaluate) and args.steps is None and args.minutes is None:
         parser.error("give a budget: --steps, --minutes, or both")
     if args.eval_replicates < 2:
-        parser.error(f"--eval-replicates must be at least 2 (the metric's standard error needs two sets), got {args.eval_replicates}")
+        parser.error(
+            f"--eval-replicates must be at least 2 (the metric's standard error needs two sets), got "
+            f"{args.eval_replicates}"
+        )
     if args.save_every < 1:
         parser.error(f"--save-every must be at least 1, got {args.save_every}")
     if args.batch_size is not None and args.batch_size < 1:
@@ -153,23 +207,32 @@ def main(argv: list[str] | None = None) -> int:
     command = "python -m ddimlib.train " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
     hardware = hardware_record()
     if distributed.launched() and (args.evaluate or args.classifier):
-        raise SystemExit(f"--{'evaluate' if args.evaluate else 'classifier'} runs in one process; "
-                         "start it without torchrun")
+        raise SystemExit(
+            f"--{'evaluate' if args.evaluate else 'classifier'} runs in one process; start it without torchrun"
+        )
     if args.evaluate:
         return evaluate_command(args, command, hardware)
     return (train_classifier_command if args.classifier else train_model_command)(args, command, hardware)
 
 
 def evaluate_command(args: argparse.Namespace, command: str, hardware: dict) -> int:
-    """Recompute the metric of an existing export; the weights are rewritten unchanged, with the new metric in their metadata."""
+    """Recompute the metric of an existing export; the weights are rewritten unchanged, with the new metric in their
+    metadata."""
     state = load_checkpoint(args.out)
     if state["kind"] != "inference":
-        raise SystemExit(f"--evaluate needs an inference export (written to --out by a training run), got a {state['kind']} checkpoint: {args.out}")
+        raise SystemExit(
+            f"--evaluate needs an inference export (written to --out by a training run), got a {state['kind']} "
+            f"checkpoint: {args.out}"
+        )
     eps_model, config = load_model(args.out, device=pick_device(args.device))
     started = time.monotonic()
     metric = evaluate(eps_model, config, eval_samples(args, config.dataset), args.eval_replicates)
     hardware["device"] = str(placement(eps_model)[0])
-    metric["evaluated"] = {"command": command, "wall_seconds": round(time.monotonic() - started, 1), "hardware": hardware}
+    metric["evaluated"] = {
+        "command": command,
+        "wall_seconds": round(time.monotonic() - started, 1),
+        "hardware": hardware,
+    }
     report = dict(state["metadata"]) | {"metric": metric}
     save_atomic(state | {"metadata": json.loads(json.dumps(report))}, args.out)
     write_sidecar(args.out, report)
@@ -178,7 +241,7 @@ def evaluate_command(args: argparse.Namespace, command: str, hardware: dict) -> 
 
 
 def train_classifier_command(args: argparse.Namespace, command: str, hardware: dict) -> int:
-    """Train the feature network of the metrics for --dataset (digits or fashion_mnist) and write it with its sidecar."""
+    """Train the metrics' feature network for --dataset (digits or fashion_mnist); write it with its sidecar."""
     from ddimlib.metrics import train_classifier
 
     started = time.monotonic()
@@ -188,8 +251,14 @@ def train_classifier_command(args: argparse.Namespace, command: str, hardware: d
         predicted = torch.cat([classifier(part).argmax(1) for part in test.images.split(2000)])
     accuracy = float((predicted == test.labels).float().mean())
     save_atomic(classifier.state_dict(), args.out)
-    report = {"command": command, "seed": args.seed, "test_accuracy": accuracy, "test_images": len(test.labels),
-              "wall_seconds": round(time.monotonic() - started, 1), "hardware": hardware | {"device": "cpu"}}
+    report = {
+        "command": command,
+        "seed": args.seed,
+        "test_accuracy": accuracy,
+        "test_images": len(test.labels),
+        "wall_seconds": round(time.monotonic() - started, 1),
+        "hardware": hardware | {"device": "cpu"},
+    }
     write_sidecar(args.out, report)
     print(f"wrote {args.out} and {args.out.with_suffix('.json')}")
     print(json.dumps(report, indent=2))
@@ -206,10 +275,16 @@ def train_model_command(args: argparse.Namespace, command: str, hardware: dict) 
         raise SystemExit(f"--batch-size: {error}") from None
     hardware["device"] = hardware_record(trainer.device)["device"]
     if world.is_main:
-        print(f"training {trainer.config.model} on {args.dataset} on {trainer.device} from step {trainer.step}, "
-              f"batch {trainer.config.batch_size}{', compiled' if trainer.config.compile else ''}"
-              + (f" ({world.size} processes of {trainer.config.batch_size // world.size}, {world.backend})" if world.size > 1 else ""),
-              flush=True)
+        print(
+            f"training {trainer.config.model} on {args.dataset} on {trainer.device} from step {trainer.step}, "
+            f"batch {trainer.config.batch_size}{', compiled' if trainer.config.compile else ''}"
+            + (
+                f" ({world.size} processes of {trainer.config.batch_size // world.size}, {world.backend})"
+                if world.size > 1
+                else ""
+            ),
+            flush=True,
+        )
     state_path = args.out.with_name(args.out.name + ".state")
     trainer.train(steps=args.steps, minutes=args.minutes, save_every=args.save_every, save_to=state_path)
     status = write_and_evaluate(args, command, hardware, trainer, state_path) if world.is_main else 0
@@ -233,13 +308,22 @@ def start_trainer(args: argparse.Namespace, world: distributed.World, device) ->
     if args.small:
         model, model_config = DIGITS_SMALL
     batch_size = args.batch_size or default_batch_size(pick_device(device))
-    config = TrainConfig(dataset=args.dataset, model=model, model_config=model_config, batch_size=batch_size,
-                         lr=args.lr or 2e-3, seed=args.seed, compile=args.compile,
-                         ema_warmup=10 if args.dataset == "fashion_mnist" else 0)
+    config = TrainConfig(
+        dataset=args.dataset,
+        model=model,
+        model_config=model_config,
+        batch_size=batch_size,
+        lr=args.lr or 2e-3,
+        seed=args.seed,
+        compile=args.compile,
+        ema_warmup=10 if args.dataset == "fashion_mnist" else 0,
+    )
     return Trainer(config, data, device, world)
 
 
-def write_and_evaluate(args: argparse.Namespace, command: str, hardware: dict, trainer: Trainer, state_path: Path) -> int:
+def write_and_evaluate(
+    args: argparse.Namespace, command: str, hardware: dict, trainer: Trainer, state_path: Path
+) -> int:
     """Rank 0's part after training: the state, the export and its sidecar, then the metric (unless --no-eval)."""
     trainer.runs[-1].update(command=command, lr=trainer.config.lr, hardware=hardware)
     trainer.save(state_path)
@@ -266,12 +350,17 @@ def write_and_evaluate(args: argparse.Namespace, command: str, hardware: dict, t
         print(f"wrote {args.out} and {args.out.with_suffix('.json')} (no metric: --no-eval)")
         return 0
     try:
-        report["metric"] = evaluate(trainer.eps_model(), trainer.config, eval_samples(args, args.dataset), args.eval_replicates)
+        report["metric"] = evaluate(
+            trainer.eps_model(), trainer.config, eval_samples(args, args.dataset), args.eval_replicates
+        )
     except Exception as error:
         report["metric"] = {"status": "failed", "error": f"{type(error).__name__}: {error}"}
         save_run(trainer, args.out, report)
-        print(f"the evaluation failed ({type(error).__name__}: {error}); the trained model is saved in {args.out} "
-              f"and {args.out.with_suffix('.json')}", file=sys.stderr)
+        print(
+            f"the evaluation failed ({type(error).__name__}: {error}); the trained model is saved in {args.out} "
+            f"and {args.out.with_suffix('.json')}",
+            file=sys.stderr,
+        )
         return 1
     save_run(trainer, args.out, report)
     print(f"wrote {args.out} and {args.out.with_suffix('.json')}")

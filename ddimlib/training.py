@@ -55,7 +55,9 @@ class TrainConfig:
     warmup_steps: int = 200  # linear learning-rate warm-up
     weight_decay: float = 0.0
     ema_decay: float = 0.999  # EMA of the weights, used for sampling
-    ema_warmup: int = 0  # > 0: the decay at step n is min(ema_decay, (1 + n) / (ema_warmup + n)), so a short run's EMA forgets its random start
+    # > 0: the decay at step n is min(ema_decay, (1 + n) / (ema_warmup + n)), so a short run's EMA forgets its random
+    # start
+    ema_warmup: int = 0
     grad_clip: float = 1.0  # max gradient norm
     seed: int = 0  # seeds the model's initialisation and dropout (global RNG), batches, t and noise (own generator)
     compile: bool = False  # torch.compile the model for training (eager if compiling fails); faster on a GPU
@@ -88,8 +90,9 @@ class Trainer:
     world: the processes that train this model together (ddimlib.distributed.start); one process by default.
     """
 
-    def __init__(self, config: TrainConfig, data: torch.Tensor, device: str | torch.device | None = None,
-                 world: World = World()):
+    def __init__(
+        self, config: TrainConfig, data: torch.Tensor, device: str | torch.device | None = None, world: World = World()
+    ):
         require_choice("model", config.model, MODEL_KINDS)
         self.config = config
         self.world = world
@@ -102,15 +105,26 @@ class Trainer:
         # reads them with item()); PyTorch fuses on these device types, not on meta. A checkpoint written before
         # this choice resumes with the unfused optimizer it saved (load_state_dict restores the group's settings).
         fused = self.device.type in ("cpu", "cuda", "mps")
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=fused)
+        self.optimizer = torch.optim.AdamW(
+            self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=fused
+        )
         # the meta device (the test suite's stand-in for a GPU) has no generator of its own: draw on the CPU's
-        self.generator = torch.Generator(device=self.device if self.device.type != "meta" else "cpu").manual_seed(config.seed)
+        self.generator = torch.Generator(device=self.device if self.device.type != "meta" else "cpu").manual_seed(
+            config.seed
+        )
         self.data = data.to(self.device, torch.float32)
         self.schedule = config.schedule()
         self.alpha = self.schedule.alpha.to(torch.float32).to(self.device)  # the training step's table, moved once
         # the module a step calls: DDP averages the gradients over the processes in backward
-        self.wrapped = self.model if world.size == 1 else torch.nn.parallel.DistributedDataParallel(
-            self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None, forward_sync_buffers=False)
+        self.wrapped = (
+            self.model
+            if world.size == 1
+            else torch.nn.parallel.DistributedDataParallel(
+                self.model,
+                device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                forward_sync_buffers=False,
+            )
+        )
         self.forward = torch.compile(self.wrapped) if config.compile else self.wrapped
         self.step = 0
         self.losses: list[float] = []
@@ -175,14 +189,24 @@ class Trainer:
         except Exception as error:  # torch.compile raises many kinds (no compiler, unsupported backend, ...)
             if self.forward is self.wrapped:
                 raise
-            warnings.warn(f"torch.compile failed on {self.device} ({type(error).__name__}: {str(error)[:200]}); training eagerly")
+            warnings.warn(
+                f"torch.compile failed on {self.device} ({type(error).__name__}: {str(error)[:200]}); "
+                "training eagerly",
+                stacklevel=2,
+            )
             self.forward = self.wrapped
             self.generator.set_state(random_state[0])
             torch.set_rng_state(random_state[1])
             return self._train_step()
 
-    def train(self, steps: int | None = None, minutes: float | None = None, progress: bool = True,
-              save_every: int | None = None, save_to: str | Path | None = None) -> list[float]:
+    def train(
+        self,
+        steps: int | None = None,
+        minutes: float | None = None,
+        progress: bool = True,
+        save_every: int | None = None,
+        save_to: str | Path | None = None,
+    ) -> list[float]:
         """Train for `steps` more steps and/or `minutes` of wall time, whichever ends first.
 
         Give steps for results that are the same on every run (a notebook's budget); minutes only cap
@@ -210,8 +234,13 @@ class Trainer:
         pending: list[torch.Tensor] = []  # losses still on the device
         run = {"batch_size": self.config.batch_size} | self.world.record(self.config.batch_size)
         self.runs.append(run)
-        bar = tqdm(total=steps, desc=f"train {self.config.dataset}", disable=not (progress and self.world.is_main),
-                   unit="step", mininterval=1.0)
+        bar = tqdm(
+            total=steps,
+            desc=f"train {self.config.dataset}",
+            disable=not (progress and self.world.is_main),
+            unit="step",
+            mininterval=1.0,
+        )
         taken = lambda: len(self.losses) - first + len(pending)
         out_of_time = lambda: time.monotonic() >= deadline
         together = self.world.size > 1  # then the time is up only when the processes agree, at a read
@@ -239,8 +268,12 @@ class Trainer:
 
     def _record(self, run: dict, steps: int, seconds: float) -> None:
         seconds = max(seconds, 1e-9)
-        run |= {"steps": steps, "wall_seconds": round(seconds, 1), "steps_per_second": round(steps / seconds, 2),
-                "samples_per_second": round(steps * self.config.batch_size / seconds)}
+        run |= {
+            "steps": steps,
+            "wall_seconds": round(seconds, 1),
+            "steps_per_second": round(steps / seconds, 2),
+            "samples_per_second": round(steps * self.config.batch_size / seconds),
+        }
 
     def _read_losses(self, pending: list[torch.Tensor], bar, out_of_time: bool = False, across: bool = True) -> bool:
         """Read the pending losses from the device at once (the only read-back of training), show them and
@@ -250,7 +283,9 @@ class Trainer:
         losses appended are the means over the processes."""
         if not pending and not (across and self.world.size > 1):
             return out_of_time
-        together = torch.stack([loss.float() for loss in pending] + [torch.tensor(float(out_of_time), device=self.device)])
+        together = torch.stack(
+            [loss.float() for loss in pending] + [torch.tensor(float(out_of_time), device=self.device)]
+        )
         if across:
             together = self.world.sum(together)
         *values, late = together.tolist()
@@ -289,8 +324,9 @@ class Trainer:
         return save_atomic(self.state(), path)
 
     @classmethod
-    def resume(cls, path: str | Path, data: torch.Tensor, device: str | torch.device | None = None,
-               world: World = World()) -> "Trainer":
+    def resume(
+        cls, path: str | Path, data: torch.Tensor, device: str | torch.device | None = None, world: World = World()
+    ) -> Trainer:
         """A Trainer restored from a training checkpoint, ready to continue exactly where it stopped, on any
         number of processes (the state is the same in every process; a checkpoint holds rank 0's)."""
         state = load_checkpoint(path, map_location="cpu")

@@ -11,11 +11,16 @@ import sys
 
 from ddimlib import distributed
 from ddimlib.data import load_image_set
-from ddimlib.training import Trainer, TrainConfig
+from ddimlib.training import TrainConfig, Trainer
 
 # a small UNet without dropout: with dropout, each process draws its own masks and the runs agree only in distribution
-CONFIG = TrainConfig(dataset="digits", model="unet", model_config={"base": 8, "mults": [1, 2], "groups": 4, "dropout": 0.0},
-                     batch_size=32, seed=3)
+CONFIG = TrainConfig(
+    dataset="digits",
+    model="unet",
+    model_config={"base": 8, "mults": [1, 2], "groups": 4, "dropout": 0.0},
+    batch_size=32,
+    seed=3,
+)
 
 
 def main(state: str, steps: int, save_every: int, resume: str | None = None) -> int:

@@ -33,5 +33,7 @@ def _fashion_mnist_here() -> bool:
 
 
 # for tests that read Fashion-MNIST: they skip, rather than download 30 MB, where none of ddimlib.data's places has it
-needs_fashion_mnist = pytest.mark.skipif(not _fashion_mnist_here(), reason="Fashion-MNIST is not on this machine "
-                                         "(python3 tasks.py test installs Debian's package where apt-get can)")
+needs_fashion_mnist = pytest.mark.skipif(
+    not _fashion_mnist_here(),
+    reason="Fashion-MNIST is not on this machine (python3 tasks.py test installs Debian's package where apt-get can)",
+)

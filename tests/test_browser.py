@@ -25,13 +25,23 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK_04 = ROOT / "notebooks" / "04_step_sweep.ipynb"
 SLIDES = ROOT / "build" / "slides"
-CHROMIUM = next((path for path in ("/usr/bin/chromium", shutil.which("chromium")) if path and Path(path).exists()), None)
+CHROMIUM = next(
+    (path for path in ("/usr/bin/chromium", shutil.which("chromium")) if path and Path(path).exists()), None
+)
 CHROMIUM_ARGS = [  # headless, and no connections of its own: this machine's network is closed to them
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
-ENABLE = ("need Debian's chromium at /usr/bin/chromium (apt-get install chromium) and Playwright for Python "
-          "(pip install playwright, or pip install -e '.[test]')")
+ENABLE = (
+    "need Debian's chromium at /usr/bin/chromium (apt-get install chromium) and Playwright for Python "
+    "(pip install playwright, or pip install -e '.[test]')"
+)
 TIMEOUT_MS = 180_000  # generous: a busy 2-core CPU
 LAB_SETTINGS = {  # JupyterLab user settings: no news pop-up over the cells, no autosave, every cell in the page
     "@jupyterlab/apputils-extension/notification": {"fetchNews": "false", "checkForUpdates": False},
@@ -54,7 +64,9 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def browser():
-    sync_api = pytest.importorskip("playwright.sync_api", reason=f"Playwright for Python is not installed: the browser tests {ENABLE}")
+    sync_api = pytest.importorskip(
+        "playwright.sync_api", reason=f"Playwright for Python is not installed: the browser tests {ENABLE}"
+    )
     if CHROMIUM is None:
         pytest.skip(f"no chromium: the browser tests {ENABLE}")
     with sync_api.sync_playwright() as playwright:
@@ -70,7 +82,9 @@ class Page:
         self.page = browser.new_page(viewport={"width": 1300, "height": 1000})
         self.page.set_default_timeout(TIMEOUT_MS)
         self.errors = []
-        self.page.on("console", lambda message: message.type == "error" and self.errors.append(f"console: {message.text}"))
+        self.page.on(
+            "console", lambda message: message.type == "error" and self.errors.append(f"console: {message.text}")
+        )
         self.page.on("pageerror", lambda error: self.errors.append(f"page error: {error}"))
         self.page.on("requestfailed", self._request_failed)
 
@@ -88,16 +102,32 @@ def lab(browser, tmp_path_factory):
     (folder / "unexecuted").mkdir()
     shutil.copy(NOTEBOOK_04, folder / "notebooks" / NOTEBOOK_04.name)
     shutil.copy(NOTEBOOK_04, folder / "unexecuted" / NOTEBOOK_04.name)
-    (folder / "data").symlink_to(ROOT / "data", target_is_directory=True)  # read only: the notebook loads checkpoints from ../data
+    (folder / "data").symlink_to(
+        ROOT / "data", target_is_directory=True
+    )  # read only: the notebook loads checkpoints from ../data
     for name, settings in LAB_SETTINGS.items():
         path = folder / "config" / "lab" / "user-settings" / f"{name}.jupyterlab-settings"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(settings))
     port, token = free_port(), secrets.token_hex(16)
-    environment = os.environ | {"JUPYTER_CONFIG_DIR": str(folder / "config"), "JUPYTER_DATA_DIR": str(folder / "jupyter-data"),
-                                "JUPYTER_RUNTIME_DIR": str(folder / "runtime"), "DDIMLIB_PROGRESS": "0"}
-    command = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}", "--ServerApp.port_retries=0",
-               f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={folder}", "--LabApp.expose_app_in_browser=True"]
+    environment = os.environ | {
+        "JUPYTER_CONFIG_DIR": str(folder / "config"),
+        "JUPYTER_DATA_DIR": str(folder / "jupyter-data"),
+        "JUPYTER_RUNTIME_DIR": str(folder / "runtime"),
+        "DDIMLIB_PROGRESS": "0",
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "jupyterlab",
+        "--no-browser",
+        "--ip=127.0.0.1",
+        f"--port={port}",
+        "--ServerApp.port_retries=0",
+        f"--IdentityProvider.token={token}",
+        f"--ServerApp.root_dir={folder}",
+        "--LabApp.expose_app_in_browser=True",
+    ]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         command.append("--allow-root")  # CI runs as root
     log = folder / "jupyterlab.log"
@@ -112,7 +142,9 @@ def lab(browser, tmp_path_factory):
                 with urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=5):
                     break
             except OSError:
-                assert time.monotonic() < deadline, f"JupyterLab did not answer within {TIMEOUT_MS / 1000:.0f} s:\n{log.read_text()[-3000:]}"
+                assert time.monotonic() < deadline, (
+                    f"JupyterLab did not answer within {TIMEOUT_MS / 1000:.0f} s:\n{log.read_text()[-3000:]}"
+                )
                 time.sleep(0.5)
         yield lambda path: f"{url}/lab/tree/{path}?reset&token={token}"
     finally:
@@ -147,10 +179,12 @@ CELLS_DONE = """(indices) => {
 }"""
 ERROR_OUTPUTS = """(indices) => indices.flatMap(index =>
     window.jupyterapp.shell.currentWidget.content.widgets[index].model.outputs.toJSON()
-        .filter(output => output.output_type === 'error').map(output => `cell ${index}: ${output.ename}: ${output.evalue}`))"""
+        .filter(output => output.output_type === 'error')
+        .map(output => `cell ${index}: ${output.ename}: ${output.evalue}`))"""
 IMAGE_DIGEST = """async (image) => {
     const bytes = await (await fetch(image.src)).arrayBuffer();
-    return Array.from(new Uint8Array(await crypto.subtle.digest('SHA-256', bytes)), b => b.toString(16).padStart(2, '0')).join('');
+    const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', bytes));
+    return Array.from(digest, b => b.toString(16).padStart(2, '0')).join('');
 }"""
 
 
@@ -165,7 +199,9 @@ def test_the_explorer_runs_in_jupyterlab_and_redraws_when_a_slider_moves(browser
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
     setup, explorer = tagged(NOTEBOOK_04, "setup"), tagged(NOTEBOOK_04, "explorer")
-    assert setup and len(explorer) == 1, "notebook 04 must tag its set-up cells 'setup' and its explorer cell 'explorer'"
+    assert setup and len(explorer) == 1, (
+        "notebook 04 must tag its set-up cells 'setup' and its explorer cell 'explorer'"
+    )
     indices = setup + explorer
     tab = Page(browser)
     page = tab.page
@@ -193,14 +229,25 @@ def test_the_explorer_runs_in_jupyterlab_and_redraws_when_a_slider_moves(browser
         try:
             page.wait_for_function(expression, arg=arg)
         except PlaywrightTimeout:
-            pytest.fail(f"{what} within {TIMEOUT_MS / 1000:.0f} s; the status line reads {status.text_content()!r}; page errors: {tab.errors}")
+            pytest.fail(
+                f"{what} within {TIMEOUT_MS / 1000:.0f} s; the status line reads {status.text_content()!r}; "
+                f"page errors: {tab.errors}"
+            )
 
     def wait_for_status(pattern: str):
-        wait("([label, pattern]) => new RegExp(pattern).test(label.textContent)", [status.element_handle(), pattern], f"no status line matching {pattern!r}")
+        wait(
+            "([label, pattern]) => new RegExp(pattern).test(label.textContent)",
+            [status.element_handle(), pattern],
+            f"no status line matching {pattern!r}",
+        )
 
     def picture_after(old_src: str) -> str:
         """Wait for the image widget to show a new picture; return its digest."""
-        wait("([image, old]) => image.src && image.src !== old", [image.element_handle(), old_src], "the picture did not change")
+        wait(
+            "([image, old]) => image.src && image.src !== old",
+            [image.element_handle(), old_src],
+            "the picture did not change",
+        )
         return page.evaluate(IMAGE_DIGEST, image.element_handle())
 
     first_src = image.get_attribute("src")
@@ -243,10 +290,12 @@ def test_the_committed_notebook_opened_unexecuted_shows_a_still_and_a_line_sayin
 
 TOTAL_SLIDES = """async () => {
     if (window.Reveal && window.Reveal.getTotalSlides) return window.Reveal.getTotalSlides();
-    // nbconvert's deck loads reveal.js as a module of require.js, so no global Reveal: ask require.js for that instance
+    // nbconvert's deck loads reveal.js as a module of require.js, so no global Reveal:
+    // ask require.js for that instance
     const scripts = Array.from(document.scripts, script => script.textContent).join('\\n');
     const name = (scripts.match(/["']([^"']*dist\\/reveal\\.js)["']/) || [])[1];
-    return await new Promise((resolve, reject) => window.require([name], reveal => resolve(reveal.getTotalSlides()), reject));
+    return await new Promise((resolve, reject) =>
+        window.require([name], reveal => resolve(reveal.getTotalSlides()), reject));
 }"""
 
 
@@ -255,8 +304,11 @@ def slide_decks() -> list[Path]:
     decks = sorted(SLIDES.glob("*.slides.html"))
     if decks:
         return decks
-    result = subprocess.run([sys.executable, str(ROOT / "tasks.py"), "slides"], cwd=ROOT, capture_output=True, text=True, timeout=1200)
-    if result.returncode == 2 and "python3 tasks.py" in result.stdout:  # tasks.py's answer to a command it does not know: its usage
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "tasks.py"), "slides"], cwd=ROOT, capture_output=True, text=True, timeout=1200
+    )
+    # tasks.py's answer to a command it does not know: its usage
+    if result.returncode == 2 and "python3 tasks.py" in result.stdout:
         pytest.skip("no slide decks in build/slides and tasks.py has no `slides` command to build them")
     assert result.returncode == 0, f"tasks.py slides failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
     decks = sorted(SLIDES.glob("*.slides.html"))

@@ -27,5 +27,9 @@ def test_a_write_that_fails_midway_leaves_the_old_file_whole_and_no_temporary(tm
 
 def test_the_hardware_record_names_the_device_and_the_machine():
     record = hardware("cpu")
-    assert record["device"] == "cpu" and record["threads"] == torch.get_num_threads() and record["torch"] == str(torch.__version__)
+    assert (
+        record["device"] == "cpu"
+        and record["threads"] == torch.get_num_threads()
+        and record["torch"] == str(torch.__version__)
+    )
     assert hardware()["device"] is None and record["cpu"]

@@ -27,7 +27,9 @@ def test_eight_gaussians_has_its_mixture():
     radius = points.norm(dim=1)
     assert abs(radius.mean().item() - 2.0) < 0.01
     oracle = data.eight_gaussians_oracle(None)
-    assert oracle.means.shape == (8, 2) and torch.allclose(oracle.means.norm(dim=1), torch.full((8,), 2.0, dtype=torch.float64))
+    assert oracle.means.shape == (8, 2) and torch.allclose(
+        oracle.means.norm(dim=1), torch.full((8,), 2.0, dtype=torch.float64)
+    )
 
 
 def test_checkerboard_lies_on_black_squares():
@@ -116,7 +118,9 @@ def test_idx_loader_verifies_content_not_compression(tmp_path, monkeypatch):
     hashes, _, _ = tiny_set(tmp_path / "a" / "mnist", level=9)
     same, _, _ = tiny_set(tmp_path / "b" / "mnist", level=1)
     assert same == hashes
-    assert (tmp_path / "a" / "mnist" / "train-images-idx3-ubyte.gz").read_bytes() != (tmp_path / "b" / "mnist" / "train-images-idx3-ubyte.gz").read_bytes()
+    assert (tmp_path / "a" / "mnist" / "train-images-idx3-ubyte.gz").read_bytes() != (
+        tmp_path / "b" / "mnist" / "train-images-idx3-ubyte.gz"
+    ).read_bytes()
     monkeypatch.setitem(data.IDX_SOURCES, "mnist", ("http://unreachable.invalid/", hashes))
     a, b = (data.load_idx_dataset("mnist", "test", cache_dir=tmp_path / k, download=False) for k in "ab")
     assert torch.equal(a.images, b.images) and torch.equal(a.labels, b.labels)
@@ -124,7 +128,8 @@ def test_idx_loader_verifies_content_not_compression(tmp_path, monkeypatch):
 
 @pytest.fixture
 def three_places(tmp_path, monkeypatch):
-    """Fashion-MNIST stand-ins in a cache and a system folder (different images), and a download that records its calls."""
+    """Fashion-MNIST stand-ins in a cache and a system folder (different images), and a download that records its
+    calls."""
     cache_hashes, cache_images, _ = tiny_set(tmp_path / "cache" / "fashion_mnist", seed=1)
     system_hashes, system_images, _ = tiny_set(tmp_path / "system", seed=2)
     downloads = []
@@ -175,7 +180,9 @@ def test_a_download_that_does_not_verify_is_not_kept(three_places, monkeypatch):
     tmp_path, sets, _ = three_places
     shutil.rmtree(tmp_path / "system")
     shutil.rmtree(tmp_path / "cache")
-    monkeypatch.setattr(urllib.request, "urlretrieve", lambda url, filename: write_idx(Path(filename), np.zeros((2, 2), np.uint8)))
+    monkeypatch.setattr(
+        urllib.request, "urlretrieve", lambda url, filename: write_idx(Path(filename), np.zeros((2, 2), np.uint8))
+    )
     with pytest.raises(ValueError, match="did not verify"):
         data.load_idx_dataset("fashion_mnist", "test", cache_dir=tmp_path / "cache")
     assert not any((tmp_path / "cache" / "fashion_mnist").iterdir())

@@ -15,30 +15,40 @@ import torch
 
 from ddimlib.distributed import World
 from ddimlib.explorer import explore
+from ddimlib.loop import ModelOutputs
 from ddimlib.models import build_model
 from ddimlib.ode import decode, dpm_solver_2m, encode
-from ddimlib.loop import ModelOutputs
 from ddimlib.sampling import ddpm_sample, sample
 from ddimlib.schedules import linear_schedule
 from ddimlib.train import DEFAULT_MODELS
-from ddimlib.training import LOSS_READ_EVERY, Trainer, TrainConfig
+from ddimlib.training import LOSS_READ_EVERY, TrainConfig, Trainer
 
 SCHEDULE = linear_schedule(40)  # short chains: DDPM runs all T steps
 SHAPE = (1, 8, 8)
 READ_BACKS = ("item", "tolist", "numpy", "__bool__", "__int__", "__float__", "__index__")
-needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (run `python3 tasks.py device-check` on one)")
+needs_cuda = pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="needs a CUDA GPU (run `python3 tasks.py device-check` on one)"
+)
 
 # Every loop of the library that calls a model, as run(model, x) -> result.
 LOOPS = {
     "sample eta=0": lambda model, x: sample(model, SCHEDULE, x, 10, progress=False),
-    "sample eta=0.5": lambda model, x: sample(model, SCHEDULE, x, 10, eta=0.5, generator=torch.Generator().manual_seed(0), progress=False),
-    "sample sigma-hat": lambda model, x: sample(model, SCHEDULE, x, 10, variance="hat", generator=torch.Generator().manual_seed(0), progress=False),
+    "sample eta=0.5": lambda model, x: sample(
+        model, SCHEDULE, x, 10, eta=0.5, generator=torch.Generator().manual_seed(0), progress=False
+    ),
+    "sample sigma-hat": lambda model, x: sample(
+        model, SCHEDULE, x, 10, variance="hat", generator=torch.Generator().manual_seed(0), progress=False
+    ),
     "sample trajectory": lambda model, x: sample(model, SCHEDULE, x, 10, progress=False, return_trajectory=True)[0],
-    "ddpm_sample": lambda model, x: ddpm_sample(model, SCHEDULE, x, generator=torch.Generator().manual_seed(0), progress=False),
+    "ddpm_sample": lambda model, x: ddpm_sample(
+        model, SCHEDULE, x, generator=torch.Generator().manual_seed(0), progress=False
+    ),
     "encode": lambda model, x: encode(model, SCHEDULE, x, 10),
     "decode": lambda model, x: decode(model, SCHEDULE, x, 10, tau="quadratic"),
     "dpm_solver_2m": lambda model, x: dpm_solver_2m(model, SCHEDULE, x, 10),
-    "explore": lambda model, x: explore(model, SCHEDULE, SHAPE, eta=0.5, steps=10, tau_kind="linear", seed=0, n=x.shape[0]).samples,
+    "explore": lambda model, x: (
+        explore(model, SCHEDULE, SHAPE, eta=0.5, steps=10, tau_kind="linear", seed=0, n=x.shape[0]).samples
+    ),
 }
 
 
@@ -95,7 +105,7 @@ def test_no_loop_reads_a_value_back_between_its_first_and_last_model_call(loop, 
     spy = Spy(unet("cpu"), read_backs)
     LOOPS[loop](spy, torch.randn(4, *SHAPE, generator=torch.Generator().manual_seed(1)))
     assert len(spy.marks) >= 10
-    assert spy.marks[-1] == spy.marks[0], f"read back inside the loop: {read_backs[spy.marks[0]:spy.marks[-1]]}"
+    assert spy.marks[-1] == spy.marks[0], f"read back inside the loop: {read_backs[spy.marks[0] : spy.marks[-1]]}"
 
 
 def test_the_read_back_counter_sees_a_read_inside_a_loop(read_backs):
@@ -107,7 +117,7 @@ def test_the_read_back_counter_sees_a_read_inside_a_loop(read_backs):
 
     spy = Spy(reading_model, read_backs)
     sample(spy, SCHEDULE, torch.zeros(2, 3), 10, progress=False)
-    assert spy.marks[-1] - spy.marks[0] == 9 and set(read_backs[spy.marks[0]:spy.marks[-1]]) == {"__float__"}
+    assert spy.marks[-1] - spy.marks[0] == 9 and set(read_backs[spy.marks[0] : spy.marks[-1]]) == {"__float__"}
 
 
 def test_training_reads_the_losses_back_once_every_so_many_steps(read_backs):
@@ -143,7 +153,10 @@ def test_training_on_several_processes_adds_no_read_back_and_stops_together(read
     reads = [b - a for a, b in zip(spy.marks, spy.marks[1:])]
     assert [k + 1 for k, r in enumerate(reads) if r] == [LOSS_READ_EVERY, 2 * LOSS_READ_EVERY]
     # one all-reduce per read (the losses and the flag), and one at the end for the last 5
-    assert world.reductions == [LOSS_READ_EVERY + 1, LOSS_READ_EVERY + 1, 5 + 1] and len(losses) == 2 * LOSS_READ_EVERY + 5
+    assert (
+        world.reductions == [LOSS_READ_EVERY + 1, LOSS_READ_EVERY + 1, 5 + 1]
+        and len(losses) == 2 * LOSS_READ_EVERY + 5
+    )
     assert trainer.runs[-1]["world_size"] == 2 and trainer.runs[-1]["batch_per_process"] == 4
     # out of time from the first step: the processes stop together at the first read, not at once
     assert len(trainer.train(minutes=1e-9, progress=False)) == LOSS_READ_EVERY
@@ -180,11 +193,15 @@ def test_training_runs_on_a_gpu_with_bf16_autocast():
 def test_the_deferred_finite_check_names_the_first_bad_call_and_spares_large_half_values():
     like = torch.zeros(2, 3, dtype=torch.float16)
     outputs = ModelOutputs(3, like)
-    outputs.record(torch.full((2, 3), 60000.0, dtype=torch.float16), "at step 1")  # finite; its float16 sum would overflow
+    outputs.record(
+        torch.full((2, 3), 60000.0, dtype=torch.float16), "at step 1"
+    )  # finite; its float16 sum would overflow
     outputs.check()
     outputs.record(torch.tensor([[0.0, float("inf"), 0.0]] * 2, dtype=torch.float16), "at step 2")
     outputs.record(torch.full((2, 3), float("nan"), dtype=torch.float16), "at step 3")
-    with pytest.raises(ValueError, match=r"eps_model output at step 2 contains NaN or infinite values.*\(2 of the loop's 3"):
+    with pytest.raises(
+        ValueError, match=r"eps_model output at step 2 contains NaN or infinite values.*\(2 of the loop's 3"
+    ):
         outputs.check()
 
 
@@ -214,4 +231,4 @@ def test_no_loop_makes_the_gpu_wait_between_its_first_and_last_model_call(loop):
             LOOPS[loop](spy, x)
         finally:
             torch.cuda.set_sync_debug_mode("default")
-    assert spy.marks[-1] == spy.marks[0], [str(w.message)[:120] for w in caught[spy.marks[0]:spy.marks[-1]]]
+    assert spy.marks[-1] == spy.marks[0], [str(w.message)[:120] for w in caught[spy.marks[0] : spy.marks[-1]]]

@@ -35,14 +35,30 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_workers(state: Path, steps: int, save_every: int, resume: Path | None = None, size: int = 2) -> list[subprocess.Popen]:
+def start_workers(
+    state: Path, steps: int, save_every: int, resume: Path | None = None, size: int = 2
+) -> list[subprocess.Popen]:
     port = free_port()
     processes = []
     for rank in range(size):
-        env = os.environ | {"RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": str(size),
-                            "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "OMP_NUM_THREADS": "1"}
-        processes.append(subprocess.Popen([sys.executable, str(WORKER), str(state), str(steps), str(save_every)] + ([str(resume)] if resume else []),
-                                          env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+        env = os.environ | {
+            "RANK": str(rank),
+            "LOCAL_RANK": str(rank),
+            "WORLD_SIZE": str(size),
+            "MASTER_ADDR": "127.0.0.1",
+            "MASTER_PORT": str(port),
+            "OMP_NUM_THREADS": "1",
+        }
+        processes.append(
+            subprocess.Popen(
+                [sys.executable, str(WORKER), str(state), str(steps), str(save_every)]
+                + ([str(resume)] if resume else []),
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+        )
     return processes
 
 
@@ -89,7 +105,9 @@ def test_two_processes_train_what_one_process_trains(digits, tmp_path):
     assert [code for code, _ in results] == [0, 0], results
     alone = one_process(digits, 20)
     saved = torch.load(state, weights_only=True)
-    assert saved["step"] == 20 and saved["runs"][-1]["world_size"] == 2 and saved["runs"][-1]["batch_per_process"] == 16
+    assert (
+        saved["step"] == 20 and saved["runs"][-1]["world_size"] == 2 and saved["runs"][-1]["batch_per_process"] == 16
+    )
     assert saved["runs"][-1]["backend"] == "gloo"
     assert largest_difference(saved["model"], alone.model.state_dict()) < 1e-5
     assert largest_difference(saved["ema"], alone.ema.state_dict()) < 1e-5
@@ -146,10 +164,30 @@ def test_the_global_batch_must_divide_among_the_processes():
 
 def test_torchrun_runs_the_train_command_and_rank_0_alone_writes(tmp_path):
     out = tmp_path / "ddp.pt"
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-               "-m", "ddimlib.train", "--dataset", "digits", "--small", "--steps", "6", "--batch-size", "32",
-               "--save-every", "3", "--no-eval", "--out", str(out)]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT, env=os.environ | {"OMP_NUM_THREADS": "1"})
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "ddimlib.train",
+        "--dataset",
+        "digits",
+        "--small",
+        "--steps",
+        "6",
+        "--batch-size",
+        "32",
+        "--save-every",
+        "3",
+        "--no-eval",
+        "--out",
+        str(out),
+    ]
+    done = subprocess.run(
+        command, capture_output=True, text=True, timeout=TIMEOUT, env=os.environ | {"OMP_NUM_THREADS": "1"}
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     sidecar = json.loads(out.with_suffix(".json").read_text())
     assert sidecar["processes"] == {"world_size": 2, "backend": "gloo", "batch_per_process": 16}
@@ -159,10 +197,28 @@ def test_torchrun_runs_the_train_command_and_rank_0_alone_writes(tmp_path):
 
 
 def test_torchrun_refuses_a_batch_the_processes_cannot_share(tmp_path):
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-               "-m", "ddimlib.train", "--dataset", "digits", "--small", "--steps", "2", "--batch-size", "33",
-               "--no-eval", "--out", str(tmp_path / "x.pt")]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT, env=os.environ | {"OMP_NUM_THREADS": "1"})
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "ddimlib.train",
+        "--dataset",
+        "digits",
+        "--small",
+        "--steps",
+        "2",
+        "--batch-size",
+        "33",
+        "--no-eval",
+        "--out",
+        str(tmp_path / "x.pt"),
+    ]
+    done = subprocess.run(
+        command, capture_output=True, text=True, timeout=TIMEOUT, env=os.environ | {"OMP_NUM_THREADS": "1"}
+    )
     assert done.returncode != 0
     assert "--batch-size: batch_size 33 must divide evenly among the 2 processes" in done.stdout + done.stderr
     assert not (tmp_path / "x.pt").exists()

@@ -2,27 +2,36 @@
 and gives the typical mistake's hint for a wrong one."""
 
 import torch
-
-from ddimlib.exercises import forward as ex
 from helpers import assert_each_mistake_gets_its_hint, blank
 
+from ddimlib.exercises import forward as ex
 
-def posterior(x_t, x0, alpha_t, alpha_prev, sigma_t, direction=lambda a_p, s: (1 - a_p - s**2) ** 0.5, x0_scale=lambda a: a**0.5,
-              std=lambda s: s):
+
+def posterior(
+    x_t,
+    x0,
+    alpha_t,
+    alpha_prev,
+    sigma_t,
+    direction=lambda a_p, s: (1 - a_p - s**2) ** 0.5,
+    x0_scale=lambda a: a**0.5,
+    std=lambda s: s,
+):
     """Eq. 7 written out (with switches for the typical mistakes)."""
     eps = (x_t - x0_scale(alpha_t) * x0) / (1 - alpha_t) ** 0.5
     return alpha_prev**0.5 * x0 + direction(alpha_prev, sigma_t) * eps, std(sigma_t)
 
 
 def sigma_ddpm(alpha_t, alpha_prev):
-    """Eq. 16 at eta = 1: DDPM's beta-tilde_t = beta_t (1 - alpha_{t-1}) / (1 - alpha_t), beta_t = 1 - alpha_t / alpha_{t-1}."""
+    """Eq. 16 at eta = 1: DDPM's beta-tilde_t = beta_t (1 - alpha_{t-1}) / (1 - alpha_t), beta_t = 1 - alpha_t /
+    alpha_{t-1}."""
     return ((1 - alpha_prev) / (1 - alpha_t) * (1 - alpha_t / alpha_prev)) ** 0.5
 
 
 def test_the_posterior_check():
     assert ex.check_posterior(posterior).passed
     tensor_std = ex.check_posterior(lambda x_t, x0, *a: (posterior(x_t, x0, *a)[0], torch.full_like(x_t, a[2])))
-    assert tensor_std.passed, tensor_std   # a std the shape of the mean is right too
+    assert tensor_std.passed, tensor_std  # a std the shape of the mean is right too
     assert not ex.check_posterior(blank).attempted and "Not attempted" in repr(ex.check_posterior(blank))
     wrong = {
         "not sqrt(1 - alpha_{t-1})": lambda *a: posterior(*a, direction=lambda a_p, s: (1 - a_p) ** 0.5),
@@ -54,7 +63,7 @@ def test_the_correlation_prediction_check():
 
     alpha = linear_schedule(1000).alpha
     snr = alpha / (1 - alpha)
-    rho = float((snr[200] / snr[100]).sqrt())   # eta = 1: sqrt of the ratio of signal-to-noise ratios
+    rho = float((snr[200] / snr[100]).sqrt())  # eta = 1: sqrt of the ratio of signal-to-noise ratios
     assert abs(rho - ex.correlation_on_tau(1.0)) < 1e-12 and ex.correlation_on_tau(0.0) == 1.0
     assert ex.check_correlation_on_tau(rho).passed and ex.check_correlation_on_tau(round(rho, 3)).passed
     assert not ex.check_correlation_on_tau(None).attempted

@@ -1,8 +1,9 @@
 """ddimlib.exercises.objective (notebook 02): each check passes a right answer, says "not attempted" for a blank one,
 and gives the typical mistake's hint for a wrong one."""
 
-from ddimlib.exercises import objective as ex
 from helpers import assert_each_mistake_gets_its_hint, blank
+
+from ddimlib.exercises import objective as ex
 
 
 def c_coefficient(alpha_t, alpha_prev, sigma_t):
@@ -23,7 +24,7 @@ def test_the_gamma_check():
         "a factor 1/2 is missing": lambda *a: gamma(*a, half=1.0),
     }
     assert_each_mistake_gets_its_hint(ex.check_gamma, wrong)
-    other = ex.check_gamma(lambda *a: gamma(*a) * (1.1 if a[0] < 1e-3 else 1.0))   # wrong at t = 1000 only
+    other = ex.check_gamma(lambda *a: gamma(*a) * (1.1 if a[0] < 1e-3 else 1.0))  # wrong at t = 1000 only
     assert not other.passed and "The largest relative difference is at t = 1000" in other.message, other
 
 
@@ -37,5 +38,5 @@ def test_the_vanishing_c_check():
         "wrong sign": lambda a_t, a_p: a_p / a_t - 1,
     }
     assert_each_mistake_gets_its_hint(ex.check_where_c_vanishes, wrong)
-    other = ex.check_where_c_vanishes(lambda a_t, a_p: 0.0)   # sigma = 0: c_t is not zero there, and the check says so
+    other = ex.check_where_c_vanishes(lambda a_t, a_p: 0.0)  # sigma = 0: c_t is not zero there, and the check says so
     assert not other.passed and "c_t at your sigma_t^2 is" in other.message, other

@@ -2,23 +2,27 @@
 the typical mistake's hint for a wrong one."""
 
 import torch
+from helpers import assert_each_mistake_gets_its_hint, blank
 
 from ddimlib.exercises import ode as ex
 from ddimlib.ode import decode, encode, ode_sigma
 from ddimlib.oracle import eight_gaussians
 from ddimlib.schedules import linear_schedule
-from helpers import assert_each_mistake_gets_its_hint, blank
 
 
 def eps_at(eps_model, x, t):
     return eps_model(x, torch.full((len(x),), t, dtype=torch.int64))
 
 
-def euler(eps_model, x_bar, schedule, t, t_next, time=ode_sigma, convert=True, model_time=None, flip=1.0, return_x=False):
+def euler(
+    eps_model, x_bar, schedule, t, t_next, time=ode_sigma, convert=True, model_time=None, flip=1.0, return_x=False
+):
     """The Euler step of Eq. 14 written out (the right answer with the defaults), or one of its typical mistakes."""
     alpha, alpha_next = schedule.alpha[t], schedule.alpha[t_next]
     x = alpha.sqrt() * x_bar if convert else x_bar
-    x_bar_next = x_bar + flip * (time(alpha_next) - time(alpha)) * eps_at(eps_model, x, t if model_time is None else model_time(t, t_next))
+    x_bar_next = x_bar + flip * (time(alpha_next) - time(alpha)) * eps_at(
+        eps_model, x, t if model_time is None else model_time(t, t_next)
+    )
     return alpha_next.sqrt() * x_bar_next if return_x else x_bar_next
 
 
@@ -49,7 +53,9 @@ def test_the_euler_step_check():
 def reconstruction_error(S, squared=False, decode_steps=None):
     schedule = linear_schedule(1000)
     oracle = eight_gaussians(schedule)
-    x0 = oracle.sample(500, generator=torch.Generator().manual_seed(11))  # other data than the check's: p agrees within 0.15
+    x0 = oracle.sample(
+        500, generator=torch.Generator().manual_seed(11)
+    )  # other data than the check's: p agrees within 0.15
     x0_rec = decode(oracle, schedule, encode(oracle, schedule, x0, S), decode_steps or S)
     return ((x0_rec - x0) ** 2).mean().item() if squared else (x0_rec - x0).norm(dim=1).mean().item()
 
@@ -67,7 +73,12 @@ def test_the_reconstruction_exponent_check():
     assert not squared.passed and "squared error" in squared.message, squared
     fixed_decoder = ex.check_reconstruction_exponent(1, lambda S: reconstruction_error(S, decode_steps=20))
     assert not fixed_decoder.passed and "same S" in fixed_decoder.message, fixed_decoder
-    for guess, hint in [(2, "Table 2's MSE"), (0.5, "Monte Carlo rate"), (0, "does shrink"), (3, "which order is Euler's")]:
+    for guess, hint in [
+        (2, "Table 2's MSE"),
+        (0.5, "Monte Carlo rate"),
+        (0, "does shrink"),
+        (3, "which order is Euler's"),
+    ]:
         feedback = ex.check_reconstruction_exponent(guess, reconstruction_error)
         assert not feedback.passed and hint in feedback.message, (guess, feedback)
 

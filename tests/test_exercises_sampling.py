@@ -2,12 +2,12 @@
 gives the typical mistake's hint for a wrong one."""
 
 import torch
+from helpers import assert_each_mistake_gets_its_hint, blank
 
 from ddimlib.exercises import sampling as ex
 from ddimlib.oracle import eight_gaussians
 from ddimlib.sampling import sigma_eta
 from ddimlib.schedules import linear_schedule
-from helpers import assert_each_mistake_gets_its_hint, blank
 
 SCHEDULE = linear_schedule(1000)
 ORACLE = eight_gaussians(SCHEDULE)
@@ -27,7 +27,11 @@ def my_sample(eps_model, alpha, tau, x_T, eta, generator, t_of=lambda i, t: t):
         a_t, a_prev = float(alpha[tau[i]]), float(alpha[tau[i - 1]])
         eps = eps_model(x, torch.full((len(x),), t_of(i, tau[i])))
         sigma = float(sigma_eta(a_t, a_prev, eta))
-        noise = torch.randn(x.shape, generator=generator, dtype=x.dtype) if sigma > 0 and tau[i - 1] > 0 else torch.zeros_like(x)
+        noise = (
+            torch.randn(x.shape, generator=generator, dtype=x.dtype)
+            if sigma > 0 and tau[i - 1] > 0
+            else torch.zeros_like(x)
+        )
         x = step(x, eps, a_t, a_prev, sigma, noise)
     return x
 
@@ -50,16 +54,17 @@ def test_the_sampler_check():
     assert not index.passed and "not the step's index" in index.message, index
 
     def full_chain_neighbour(eps_model, alpha, tau, x_T, eta, generator):
-        shifted = alpha.clone()
-        for t in tau:  # alpha[t_prev] read as alpha[t - 1]: emulate by sampling with tau_{i-1} = tau_i - 1
-            pass
-        x = x_T
+        x = x_T  # alpha[t_prev] read as alpha[t - 1], as on the full chain
         for i in range(len(tau) - 1, -1, -1):
             t = tau[i]
             a_t, a_prev = float(alpha[t]), float(alpha[t - 1])
             eps = eps_model(x, torch.full((len(x),), t))
             sigma = float(sigma_eta(a_t, a_prev, eta))
-            noise = torch.randn(x.shape, generator=generator, dtype=x.dtype) if sigma > 0 and i > 0 else torch.zeros_like(x)
+            noise = (
+                torch.randn(x.shape, generator=generator, dtype=x.dtype)
+                if sigma > 0 and i > 0
+                else torch.zeros_like(x)
+            )
             x = step(x, eps, a_t, a_prev, sigma, noise)
         return x
 
@@ -70,7 +75,7 @@ def test_the_sampler_check():
 
 
 def test_the_error_exponent_check():
-    steps, errors = [10, 20, 50, 100], [0.094, 0.051, 0.020, 0.010]   # notebook 04's measured discretisation errors
+    steps, errors = [10, 20, 50, 100], [0.094, 0.051, 0.020, 0.010]  # notebook 04's measured discretisation errors
     assert ex.check_error_exponent(1, steps, errors).passed
     assert not ex.check_error_exponent(None, steps, errors).attempted
     assert "Monte Carlo rate" in ex.check_error_exponent(0.5, steps, errors).message

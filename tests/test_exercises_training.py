@@ -2,16 +2,27 @@
 gives the typical mistake's hint for a wrong one."""
 
 import torch
-
-from ddimlib.exercises import training as ex
 from helpers import assert_each_mistake_gets_its_hint, blank
 
+from ddimlib.exercises import training as ex
 
 # ---------------------------------------------------------------- Exercise 1: L_simple
 
 
-def loss(eps_model, x0, schedule, generator, coefficient=lambda a: a.sqrt(), model_t=lambda t: t, low=1, target="eps",
-         eps_first=False, eps_dtype=None, reduce="mean", use_generator=True):
+def loss(
+    eps_model,
+    x0,
+    schedule,
+    generator,
+    coefficient=lambda a: a.sqrt(),
+    model_t=lambda t: t,
+    low=1,
+    target="eps",
+    eps_first=False,
+    eps_dtype=None,
+    reduce="mean",
+    use_generator=True,
+):
     T, B = schedule.T, x0.shape[0]
     g = generator if use_generator else None
     draw_t = lambda: torch.randint(low, T + low, (B,), generator=g)
@@ -70,7 +81,9 @@ def test_the_floor_check_says_not_attempted_and_names_a_wrong_prediction():
     higher = ex.check_floor_prediction({300: 1.1, 1250: 1.3}, draw)
     assert not higher.passed and "can only remove the sampling noise" in higher.message, higher
     unmoved = ex.check_floor_prediction({300: 0.85, 1250: 0.98}, draw)
-    assert not unmoved.passed and "at n = 1,250" in unmoved.message and "overlap more than you assumed" in unmoved.message, unmoved
+    assert (
+        not unmoved.passed and "at n = 1,250" in unmoved.message and "overlap more than you assumed" in unmoved.message
+    ), unmoved
 
 
 def test_the_floor_check_recognises_the_typical_wrong_draws():
@@ -100,6 +113,7 @@ def test_the_ema_check():
         "Swapped, the EMA keeps only": lambda e, w, d: (1 - d) * e + d * w,
         "without it the average grows": lambda e, w, d: d * e + w,
     }
+
     def in_place_without_return(e, w, d):
         e.mul_(d).add_((1 - d) * w)
 

@@ -5,6 +5,7 @@ import math
 
 import pytest
 import torch
+from helpers import needs_fashion_mnist
 
 from ddimlib import experiments
 from ddimlib.checkpoints import write_json
@@ -14,31 +15,45 @@ from ddimlib.models import UNetConfig, UNetEps
 from ddimlib.sampling import sample
 from ddimlib.schedules import linear_schedule
 
-from helpers import needs_fashion_mnist
-
 
 def test_table1_scores_every_cell_from_shared_x_T_and_recomputes_exactly():
     torch.manual_seed(0)
     model = UNetEps(UNetConfig(base=8, mults=(1, 2), groups=4)).eval()
     schedule = linear_schedule(10)
-    result = experiments.table1(model, schedule, samples=8, replicates=3, replicates_1000=2, steps=[2, 10], progress=False)
-    names = {experiments.cell_name(row, s) for row in experiments.ROWS for s in (2, 10)} | {experiments.cell_name("eta=0", 2, "quadratic")}
+    result = experiments.table1(
+        model, schedule, samples=8, replicates=3, replicates_1000=2, steps=[2, 10], progress=False
+    )
+    names = {experiments.cell_name(row, s) for row in experiments.ROWS for s in (2, 10)} | {
+        experiments.cell_name("eta=0", 2, "quadratic")
+    }
     assert set(result["fd"]) == names and result["sizes"] == [8]
     # S = T: three rows get replicates_1000 sets, the two rows a claim at S = T compares get all of them
     assert len(result["fd"]["eta=0, S=10"]["8"]) == 2 and len(result["fd"]["sigma-hat, S=10"]["8"]) == 3
     assert len(result["fd"]["eta=0.5, S=2"]["8"]) == 3 and len(result["floor"]["8"]) == 20
     # replicate 1 of eta = 1 at S = 2, again by hand
     x_T = torch.randn(8, 1, 8, 8, generator=torch.Generator().manual_seed(experiments.SEED + 1))
-    x0 = sample(model, schedule, x_T, 2, eta=1.0, generator=torch.Generator().manual_seed(experiments.SEED + 501), progress=False)
+    x0 = sample(
+        model,
+        schedule,
+        x_T,
+        2,
+        eta=1.0,
+        generator=torch.Generator().manual_seed(experiments.SEED + 501),
+        progress=False,
+    )
     classifier = load_classifier()
-    again = frechet_distance(classifier_features(x0, classifier), classifier_features(load_digits("test").images, classifier))
+    again = frechet_distance(
+        classifier_features(x0, classifier), classifier_features(load_digits("test").images, classifier)
+    )
     assert math.isclose(result["fd"]["eta=1, S=2"]["8"][1], again, rel_tol=1e-9)
 
 
 def test_table1_sub_sizes_split_each_replicate():
     torch.manual_seed(0)
     model = UNetEps(UNetConfig(base=8, mults=(1, 2), groups=4)).eval()
-    result = experiments.table1(model, linear_schedule(10), samples=200, replicates=2, replicates_1000=2, steps=[1], progress=False)
+    result = experiments.table1(
+        model, linear_schedule(10), samples=200, replicates=2, replicates_1000=2, steps=[1], progress=False
+    )
     assert result["sizes"] == [200, 100] and len(result["fd"]["eta=0, S=1"]["100"]) == 4
 
 
@@ -52,7 +67,9 @@ def test_the_command_needs_a_spread():
 def test_the_1000_step_cells_no_claim_compares_can_be_left_out():
     torch.manual_seed(0)
     model = UNetEps(UNetConfig(base=8, mults=(1, 2), groups=4)).eval()
-    result = experiments.table1(model, linear_schedule(10), samples=8, replicates=2, replicates_1000=0, steps=[2, 10], progress=False)
+    result = experiments.table1(
+        model, linear_schedule(10), samples=8, replicates=2, replicates_1000=0, steps=[2, 10], progress=False
+    )
     assert {name for name in result["fd"] if "S=10" in name} == {"eta=1, S=10", "sigma-hat, S=10"}
 
 
@@ -63,14 +80,26 @@ def test_a_stopped_table_resumes_its_cells_and_ends_where_a_straight_run_does(tm
     model = UNetEps(UNetConfig(base=8, mults=(1, 2), groups=4)).eval()
     schedule = linear_schedule(10)
     saved = []
-    straight = experiments.table1(model, schedule, samples=8, replicates=2, replicates_1000=2, steps=[2, 10], progress=False,
-                                  save=lambda result: saved.append(json.loads(json.dumps(result))))
-    assert len(saved) == 11 and len(saved[3]["fd"]) == 4   # one save per cell: 5 rows x 2 S + one quadratic
+    straight = experiments.table1(
+        model,
+        schedule,
+        samples=8,
+        replicates=2,
+        replicates_1000=2,
+        steps=[2, 10],
+        progress=False,
+        save=lambda result: saved.append(json.loads(json.dumps(result))),
+    )
+    assert len(saved) == 11 and len(saved[3]["fd"]) == 4  # one save per cell: 5 rows x 2 S + one quadratic
     calls = []
     counting = lambda x_t, t: calls.append(1) or model(x_t, t)
-    resumed = experiments.table1(counting, schedule, samples=8, replicates=2, replicates_1000=2, steps=[2, 10], progress=False, done=saved[3])
+    resumed = experiments.table1(
+        counting, schedule, samples=8, replicates=2, replicates_1000=2, steps=[2, 10], progress=False, done=saved[3]
+    )
     assert resumed["fd"] == straight["fd"]
-    assert len(calls) == 2 * (5 * (2 + 10) + 2) - 2 * (2 + 10 + 2 + 10)  # 2 replicates of every cell, less the four cells done
+    assert len(calls) == 2 * (5 * (2 + 10) + 2) - 2 * (
+        2 + 10 + 2 + 10
+    )  # 2 replicates of every cell, less the four cells done
 
 
 def test_an_unfinished_run_with_other_settings_is_refused_not_overwritten(tmp_path):
@@ -82,7 +111,7 @@ def test_an_unfinished_run_with_other_settings_is_refused_not_overwritten(tmp_pa
     assert json.loads(experiments.partial_path(out).read_text())["samples"] == 8
     experiments.partial_path(out).unlink()
     write_json({"samples": 8, "complete": True}, out)
-    assert experiments.unfinished(out, {"samples": 16}) is None   # a finished table is recomputed, not resumed
+    assert experiments.unfinished(out, {"samples": 16}) is None  # a finished table is recomputed, not resumed
 
 
 def test_a_stopped_run_keeps_the_finished_result_and_the_next_run_resumes_its_cells(tmp_path, monkeypatch):
@@ -101,7 +130,10 @@ def test_a_stopped_run_keeps_the_finished_result_and_the_next_run_resumes_its_ce
     monkeypatch.setattr(experiments, "table1", stopped)
     with pytest.raises(KeyboardInterrupt):
         experiments.main(command)
-    assert json.loads(out.read_text()) == finished and json.loads(experiments.partial_path(out).read_text())["fd"] == done_cells
+    assert (
+        json.loads(out.read_text()) == finished
+        and json.loads(experiments.partial_path(out).read_text())["fd"] == done_cells
+    )
     resumed_from = []
 
     def finishing(*args, done=None, save=None, **kwargs):
@@ -112,7 +144,12 @@ def test_a_stopped_run_keeps_the_finished_result_and_the_next_run_resumes_its_ce
     monkeypatch.setattr(experiments, "plot_table1", lambda result, path: path)
     assert experiments.main(command) == 0
     result = json.loads(out.read_text())
-    assert resumed_from == [done_cells] and result["complete"] and len(result["runs"]) == 2 and not experiments.partial_path(out).exists()
+    assert (
+        resumed_from == [done_cells]
+        and result["complete"]
+        and len(result["runs"]) == 2
+        and not experiments.partial_path(out).exists()
+    )
 
 
 @needs_fashion_mnist
@@ -128,13 +165,27 @@ def test_the_regime_map_scores_each_model_against_its_own_distribution(monkeypat
     model = UNetEps(UNetConfig(base=8, mults=(1, 2), groups=4)).eval()
     models = {"oracle": (oracle, oracle), "model": (model, None)}
     result = experiments.regime_map(models, schedule, samples=16, replicates=2, steps=[2, 5], progress=False)
-    assert set(result["fd"]) == {experiments.regime_name(m, eta, s) for m in models for eta in (0.0, 1.0) for s in (2, 5)}
+    assert set(result["fd"]) == {
+        experiments.regime_name(m, eta, s) for m in models for eta in (0.0, 1.0) for s in (2, 5)
+    }
     assert all(len(values) == 2 for values in result["fd"].values())
     assert set(result["floor"]) == {"oracle", "model"} and len(result["floor"]["oracle"]) == 20
     classifier = load_classifier(dataset="fashion_mnist")
-    exact = oracle.sample(1000, generator=torch.Generator().manual_seed(experiments.SEED - 1)).float().reshape(-1, 1, 28, 28)
+    exact = (
+        oracle.sample(1000, generator=torch.Generator().manual_seed(experiments.SEED - 1))
+        .float()
+        .reshape(-1, 1, 28, 28)
+    )
     x_T = torch.randn(16, 1, 28, 28, generator=torch.Generator().manual_seed(experiments.SEED + 1))
-    x0 = sample(oracle, schedule, x_T, 5, eta=1.0, generator=torch.Generator().manual_seed(experiments.SEED + 501), progress=False)
+    x0 = sample(
+        oracle,
+        schedule,
+        x_T,
+        5,
+        eta=1.0,
+        generator=torch.Generator().manual_seed(experiments.SEED + 501),
+        progress=False,
+    )
     again = frechet_distance(classifier_features(x0, classifier), classifier_features(exact, classifier))
     assert math.isclose(result["fd"]["oracle, eta=1, S=5"][1], again, rel_tol=1e-9)
     # the oracle's samples are images of its density, far closer to it than the untrained UNet's noise is to the data
@@ -145,7 +196,12 @@ def test_a_regime_map_computed_model_by_model_resumes_with_the_models_it_has(tmp
     """Models computed in an earlier run stay; a run that adds one agrees with it; a changed model is refused."""
     out = tmp_path / "r.json"
     oracle = {"images": 4000, "std": 0.05}
-    write_json({"samples": 1000, "models": {"oracle": oracle}, "complete": False, "fd": {}}, experiments.partial_path(out))
-    assert experiments.unfinished(out, {"samples": 1000, "models": {"oracle": oracle, "early": {"sha256": "ab"}}}) is not None
+    write_json(
+        {"samples": 1000, "models": {"oracle": oracle}, "complete": False, "fd": {}}, experiments.partial_path(out)
+    )
+    assert (
+        experiments.unfinished(out, {"samples": 1000, "models": {"oracle": oracle, "early": {"sha256": "ab"}}})
+        is not None
+    )
     with pytest.raises(SystemExit, match="other settings"):
         experiments.unfinished(out, {"samples": 1000, "models": {"oracle": oracle | {"std": 0.1}}})

@@ -47,7 +47,9 @@ def test_draw_puts_the_samples_and_the_title_on_the_figure():
     fig = plt.figure()
     draw(fig, frame)
     assert fig._suptitle.get_text() == "eta = 0.20, S = 5 (linear tau), seed 1"
-    assert torch.allclose(torch.as_tensor(fig.axes[0].images[0].get_array()), image_grid(frame.samples).to(torch.float32))
+    assert torch.allclose(
+        torch.as_tensor(fig.axes[0].images[0].get_array()), image_grid(frame.samples).to(torch.float32)
+    )
     plt.close(fig)
 
 
@@ -68,7 +70,13 @@ def test_the_sliders_drive_the_update_function():
 
 @pytest.mark.parametrize(
     "kwargs, match",
-    [({"eta": 1.5}, "eta"), ({"steps": 0}, "steps"), ({"steps": 101}, "steps"), ({"tau_kind": "cubic"}, "tau_kind"), ({"seed": -1}, "seed")],
+    [
+        ({"eta": 1.5}, "eta"),
+        ({"steps": 0}, "steps"),
+        ({"steps": 101}, "steps"),
+        ({"tau_kind": "cubic"}, "tau_kind"),
+        ({"seed": -1}, "seed"),
+    ],
 )
 def test_explore_names_a_bad_argument(kwargs, match):
     arguments = dict(eta=0.0, steps=5, tau_kind="linear", seed=0) | kwargs

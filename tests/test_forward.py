@@ -87,14 +87,18 @@ def test_bayes_forward_at_eta_1_is_ddpm_markov_chain():
         alpha_t, alpha_prev = SCHEDULE.alpha[t], SCHEDULE.alpha[t - 1]
         sigma_t = sigma_eta(alpha_t, alpha_prev, 1.0)
         x_prev = torch.randn(6, 2, generator=g, dtype=F64)
-        means = [q_forward_mean_std(x_prev, torch.randn(6, 2, generator=g, dtype=F64), alpha_t, alpha_prev, sigma_t) for _ in range(3)]
+        means = [
+            q_forward_mean_std(x_prev, torch.randn(6, 2, generator=g, dtype=F64), alpha_t, alpha_prev, sigma_t)
+            for _ in range(3)
+        ]
         for mean, std in means:
             assert torch.allclose(mean, (alpha_t / alpha_prev).sqrt() * x_prev, atol=1e-12), t  # free of x0
             assert torch.allclose(std, (1 - alpha_t / alpha_prev).sqrt(), atol=1e-12), t
 
 
 def test_bayes_forward_below_eta_1_depends_on_x0_and_is_deterministic_at_eta_0():
-    """The mean's coefficient of x0 is sqrt(a_t) - sqrt(a_{t-1}) k_t with k_t the gain on x_{t-1}: zero only at eta = 1."""
+    """The mean's coefficient of x0 is sqrt(a_t) - sqrt(a_{t-1}) k_t with k_t the gain on x_{t-1}: zero only at eta =
+    1."""
     g = torch.Generator().manual_seed(4)
     x_prev, x0 = torch.randn(6, 2, generator=g, dtype=F64), torch.randn(6, 2, generator=g, dtype=F64)
     for t in [2, 300, 1000]:

@@ -5,16 +5,17 @@ import math
 
 import pytest
 import torch
+from helpers import needs_fashion_mnist
 
-from ddimlib.data import load_digits
+from ddimlib.data import DATA_DIR, load_digits
 from ddimlib.metrics import (
+    QUALITY_BAR_RULE,
     against_floor,
     classifier_features,
     data_floor,
     floor_draws,
     frechet_distance,
     kernel_inception_distance,
-    QUALITY_BAR_RULE,
     load_classifier,
     meets_quality_bar,
     memorization_fraction,
@@ -22,10 +23,6 @@ from ddimlib.metrics import (
     sliced_wasserstein,
     sqrtm_psd,
 )
-
-from ddimlib.data import DATA_DIR
-
-from helpers import needs_fashion_mnist
 
 F64 = torch.float64
 
@@ -75,10 +72,17 @@ def test_fd_and_kid_grow_with_noise_and_pure_noise_is_far_above_the_floor():
 
 def test_kid_is_unbiased_at_zero_and_positive_for_a_shift():
     g = torch.Generator().manual_seed(3)
-    same = [kernel_inception_distance(torch.randn(200, 8, generator=g, dtype=F64), torch.randn(100, 8, generator=g, dtype=F64)) for _ in range(40)]
+    same = [
+        kernel_inception_distance(
+            torch.randn(200, 8, generator=g, dtype=F64), torch.randn(100, 8, generator=g, dtype=F64)
+        )
+        for _ in range(40)
+    ]
     mean, se = torch.tensor(same).mean(), torch.tensor(same).std() / math.sqrt(40)
     assert abs(mean) < 4 * se
-    shifted = kernel_inception_distance(torch.randn(200, 8, generator=g, dtype=F64), torch.randn(100, 8, generator=g, dtype=F64) + 1)
+    shifted = kernel_inception_distance(
+        torch.randn(200, 8, generator=g, dtype=F64), torch.randn(100, 8, generator=g, dtype=F64) + 1
+    )
     assert shifted > 10 * torch.tensor(same).std()
 
 
@@ -95,10 +99,15 @@ def test_against_one_fixed_reference_kid_is_offset_by_the_references_own_term():
     off_diagonal = (k_rr.sum() - k_rr.diagonal().sum()) / (n * (n - 1))
     own_term = (k_rr.diagonal().mean() - off_diagonal) / n
     expected = float(k_pp.mean() - 2 * k_pr.mean() + k_rr.mean() - own_term)
-    draws = torch.tensor([kernel_inception_distance(pool[torch.randint(30, (20,), generator=g)], reference) for _ in range(4000)], dtype=F64)
+    draws = torch.tensor(
+        [kernel_inception_distance(pool[torch.randint(30, (20,), generator=g)], reference) for _ in range(4000)],
+        dtype=F64,
+    )
     mean, se = float(draws.mean()), float(draws.std()) / math.sqrt(len(draws))
     assert abs(mean - expected) < 4 * se, (mean, expected, se)
-    assert abs(expected) > 10 * se  # two samples of one distribution, yet the offset is resolved: "zero on average" would fail
+    assert (
+        abs(expected) > 10 * se
+    )  # two samples of one distribution, yet the offset is resolved: "zero on average" would fail
 
 
 def test_sliced_wasserstein_in_closed_form_cases():
@@ -106,7 +115,11 @@ def test_sliced_wasserstein_in_closed_form_cases():
     x = torch.randn(2000, 2, generator=g, dtype=F64)
     assert sliced_wasserstein(x, x) == 0.0
     # a shift by c moves each projection by c.u, so SW2 = |c| sqrt(E[(u.e)^2]) = |c| / sqrt(2) in 2-D
-    assert math.isclose(sliced_wasserstein(x, x + torch.tensor([3.0, 0.0], dtype=F64), projections=4096), 3 / math.sqrt(2), rel_tol=0.03)
+    assert math.isclose(
+        sliced_wasserstein(x, x + torch.tensor([3.0, 0.0], dtype=F64), projections=4096),
+        3 / math.sqrt(2),
+        rel_tol=0.03,
+    )
     with pytest.raises(ValueError, match="same shape"):
         sliced_wasserstein(x, x[:10])
 
@@ -129,7 +142,11 @@ def test_kid_in_blocks_equals_the_whole_kernel_matrix():
     x, y = torch.randn(2500, 6, generator=g, dtype=F64), torch.randn(300, 6, generator=g, dtype=F64) + 0.3
     k = lambda a, b: (a @ b.T / 6 + 1) ** 3
     m, n = len(x), len(y)
-    whole = (k(x, x).sum() - k(x, x).trace()) / (m * (m - 1)) + (k(y, y).sum() - k(y, y).trace()) / (n * (n - 1)) - 2 * k(x, y).mean()
+    whole = (
+        (k(x, x).sum() - k(x, x).trace()) / (m * (m - 1))
+        + (k(y, y).sum() - k(y, y).trace()) / (n * (n - 1))
+        - 2 * k(x, y).mean()
+    )
     assert math.isclose(kernel_inception_distance(x, y), float(whole), rel_tol=1e-10)
 
 
@@ -139,7 +156,8 @@ def test_the_floor_draws_real_digits_with_replacement_like_independent_samples()
     whole = floor_draws(1297, draws=3)
     assert whole["fd"].unique().numel() == 3 and float(whole["fd"].std()) > 0.1
     assert floor_draws(2000, draws=2)["fd"].shape == (2,)
-    # at n = 1,000 the i.i.d. floor sits above the floor of overlapping subsets (3.90, sd 0.60, in notebook 03 section 4.1)
+    # at n = 1,000 the i.i.d. floor sits above the floor of overlapping subsets (3.90, sd 0.60, in notebook 03 section
+    # 4.1)
     floor = data_floor(1000)
     assert floor["drawn"].startswith("with replacement") and floor["fd"] > 5.0, floor
     assert math.isclose(floor["fd_se"], floor["fd_sd"] / math.sqrt(floor["draws"]))
@@ -154,7 +172,9 @@ def test_score_replicates_reports_the_mean_and_its_standard_error_over_independe
     assert score["n"] == 120 and score["replicates"] == 4
     assert math.isclose(score["fd"], float(fds.mean())) and math.isclose(score["fd_se"], float(fds.std()) / 2)
     assert score["memorized"] < 0.2  # held-out digits are not copies of training digits
-    with pytest.raises(ValueError, match=r"replicates must have shape \(R, N, 1, H, W\) with R >= 2, got \(120, 1, 8, 8\)"):
+    with pytest.raises(
+        ValueError, match=r"replicates must have shape \(R, N, 1, H, W\) with R >= 2, got \(120, 1, 8, 8\)"
+    ):
         score_replicates(sets[0])
 
 
@@ -162,19 +182,29 @@ def test_against_floor_adds_independent_errors_in_quadrature_and_needs_the_same_
     score = {"n": 100, "fd": 6.0, "fd_se": 0.3, "kid": 10.0, "kid_se": 4.0}
     floor = {"n": 100, "fd": 5.0, "fd_se": 0.4, "kid": -2.0, "kid_se": 3.0}
     read = against_floor(score, floor)
-    assert read["fd_over_floor"] == 1.2 and math.isclose(read["fd_minus_floor"], 1.0) and math.isclose(read["fd_minus_floor_se"], 0.5)
+    assert (
+        read["fd_over_floor"] == 1.2
+        and math.isclose(read["fd_minus_floor"], 1.0)
+        and math.isclose(read["fd_minus_floor_se"], 0.5)
+    )
     assert read["kid_minus_floor"] == 12.0 and math.isclose(read["kid_minus_floor_se"], 5.0)
     with pytest.raises(ValueError, match="same sample size n, got 100 and 200"):
         against_floor(score, floor | {"n": 200})
 
 
 def test_the_quality_bar_is_a_ratio_or_two_standard_errors_and_memorization_when_given():
-    read = lambda ratio, difference, se: {"fd_over_floor": ratio, "fd_minus_floor": difference, "fd_minus_floor_se": se}
-    assert meets_quality_bar(read(1.2, 1.0, 0.1))                      # the ratio at the bar
-    assert not meets_quality_bar(read(1.21, 1.0, 0.1))                 # just above it, the difference 10 se wide
-    assert meets_quality_bar(read(1.5, 0.6, 0.3))                      # above the ratio, within two standard errors
+    read = lambda ratio, difference, se: {
+        "fd_over_floor": ratio,
+        "fd_minus_floor": difference,
+        "fd_minus_floor_se": se,
+    }
+    assert meets_quality_bar(read(1.2, 1.0, 0.1))  # the ratio at the bar
+    assert not meets_quality_bar(read(1.21, 1.0, 0.1))  # just above it, the difference 10 se wide
+    assert meets_quality_bar(read(1.5, 0.6, 0.3))  # above the ratio, within two standard errors
     assert not meets_quality_bar(read(1.5, 0.61, 0.3))
-    assert meets_quality_bar(read(1.1, 0.5, 0.1), memorized=0.12) and not meets_quality_bar(read(1.1, 0.5, 0.1), memorized=0.13)
+    assert meets_quality_bar(read(1.1, 0.5, 0.1), memorized=0.12) and not meets_quality_bar(
+        read(1.1, 0.5, 0.1), memorized=0.13
+    )
     with pytest.raises(ValueError, match="read must be a dict with the keys .* without fd_minus_floor_se"):
         meets_quality_bar({"fd_over_floor": 1.0, "fd_minus_floor": 0.0})
     with pytest.raises(ValueError, match=r"memorized must be a fraction in \[0, 1\] or None, got 12"):
@@ -182,7 +212,8 @@ def test_the_quality_bar_is_a_ratio_or_two_standard_errors_and_memorization_when
 
 
 def test_the_shipped_digits_sidecars_were_judged_by_the_same_rule():
-    """The sidecar format is unchanged: its "bar" is the rule's text and its "meets_bar" what the rule says of its figures."""
+    """The sidecar format is unchanged: its "bar" is the rule's text and its "meets_bar" what the rule says of its
+    figures."""
     for name in ("digits_unet", "digits_unet_small"):
         metric = json.loads((DATA_DIR / "checkpoints" / f"{name}.json").read_text())["metric"]
         assert metric["bar"] == QUALITY_BAR_RULE and metric["meets_bar"] == meets_quality_bar(metric), name
@@ -196,7 +227,9 @@ def test_off_mode_share_counts_the_points_between_the_modes():
     real = mixture.sample(200_000, generator=torch.Generator().manual_seed(0))
     expected = math.exp(-4.5)  # 2-D: P(|z| > 3) = exp(-9 / 2) for a standard normal pair (the modes are far apart)
     assert abs(off_mode_share(real, mixture) - expected) < 5 * (expected * (1 - expected) / len(real)) ** 0.5
-    between = torch.tensor([[0.0, 0.0], [2.0, 0.0], [1.4, 1.4], [1.0, 0.0]])  # the centre, a mode, near a mode, between
+    between = torch.tensor(
+        [[0.0, 0.0], [2.0, 0.0], [1.4, 1.4], [1.0, 0.0]]
+    )  # the centre, a mode, near a mode, between
     assert off_mode_share(between, mixture) == 0.5
     with pytest.raises(ValueError, match="points must have shape"):
         off_mode_share(torch.zeros(3, 3), mixture)
@@ -225,7 +258,9 @@ def test_an_artefact_that_changes_nothing_scores_the_floor_exactly_and_noise_sco
     plain = floor_draws(300, draws=3)
     same = floor_draws(300, draws=3, artefact=lambda images, generator: images)
     torch.testing.assert_close(same["fd"], plain["fd"], rtol=1e-9, atol=1e-9)
-    noisy = floor_draws(300, draws=3, artefact=lambda images, generator: images + 0.5 * torch.randn(images.shape, generator=generator))
+    noisy = floor_draws(
+        300, draws=3, artefact=lambda images, generator: images + 0.5 * torch.randn(images.shape, generator=generator)
+    )
     assert float(noisy["fd"].min()) > 2 * float(plain["fd"].max())
 
 
@@ -242,5 +277,9 @@ def test_fashion_images_are_scored_by_the_fashion_classifier():
     assert {"fd", "fd_sd", "fd_se", "kid"} <= set(floor) and floor["n"] == 600
     # 600 test images are a subset of the reference: closer to it than 600 independent training images
     assert score["fd"] < floor["fd"]
-    with pytest.raises(ValueError, match=r"images must have shape \(N, 1, 8, 8\) \(digits\) or \(N, 1, 28, 28\) \(Fashion-MNIST\), got \(3, 1, 16, 16\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"images must have shape \(N, 1, 8, 8\) \(digits\) or \(N, 1, 28, 28\) \(Fashion-MNIST\), got \(3, 1, "
+        r"16, 16\)",
+    ):
         classifier_features(torch.zeros(3, 1, 16, 16))

@@ -17,11 +17,17 @@ def test_timestep_embedding_is_sinusoidal():
     assert torch.allclose(emb[2], torch.cat([(500 * freqs).sin(), (500 * freqs).cos()]), atol=1e-4)
 
 
-@pytest.mark.parametrize("shape, config", [
-    ((4, 1, 8, 8), UNetConfig(base=16, mults=(1, 2))),
-    ((2, 1, 28, 28), UNetConfig(base=16, mults=(1, 2, 2))),
-    ((2, 3, 12, 12), UNetConfig(channels=3, base=8, mults=(1, 2, 2, 2))),  # 12 -> 6 -> 3 -> 2: odd sizes on the way up
-])
+@pytest.mark.parametrize(
+    "shape, config",
+    [
+        ((4, 1, 8, 8), UNetConfig(base=16, mults=(1, 2))),
+        ((2, 1, 28, 28), UNetConfig(base=16, mults=(1, 2, 2))),
+        (
+            (2, 3, 12, 12),
+            UNetConfig(channels=3, base=8, mults=(1, 2, 2, 2)),
+        ),  # 12 -> 6 -> 3 -> 2: odd sizes on the way up
+    ],
+)
 def test_unet_maps_images_to_their_shape_and_uses_t(shape, config):
     torch.manual_seed(0)
     model = build_model("unet", config)
@@ -59,12 +65,28 @@ def test_the_default_architectures_keep_their_parameter_counts():
     assert count_parameters(build_model(*DEFAULT_MODELS["fashion_mnist"])) == 971_873
 
 
-@pytest.mark.parametrize("checkpoint, shape, t, sums, row", [
-    ("digits_unet.pt", (3, 1, 8, 8), [1, 500, 1000], [5.987246, 9.925602, 35.619332], (1, 3, 0, [0.258086, 0.158548, -0.102498, -0.033031])),
-    ("fashion_unet_early.pt", (2, 1, 28, 28), [10, 700], [39.51891, 269.453238], (1, 14, 10, [0.246717, 0.248246, 0.251354, 0.253997])),
-])
+@pytest.mark.parametrize(
+    "checkpoint, shape, t, sums, row",
+    [
+        (
+            "digits_unet.pt",
+            (3, 1, 8, 8),
+            [1, 500, 1000],
+            [5.987246, 9.925602, 35.619332],
+            (1, 3, 0, [0.258086, 0.158548, -0.102498, -0.033031]),
+        ),
+        (
+            "fashion_unet_early.pt",
+            (2, 1, 28, 28),
+            [10, 700],
+            [39.51891, 269.453238],
+            (1, 14, 10, [0.246717, 0.248246, 0.251354, 0.253997]),
+        ),
+    ],
+)
 def test_a_shipped_checkpoint_gives_its_recorded_output_on_a_fixed_input(checkpoint, shape, t, sums, row):
-    """A golden output: the forward pass with the shipped weights on a fixed ramp, as recorded on 2026-12-02 (float32 on
+    """A golden output: the forward pass with the shipped weights on a fixed ramp, as recorded on 2026-12-02
+    (float32 on
     the CPU; tolerances cover another BLAS's rounding, not a change of the architecture or the embedding)."""
     from ddimlib.data import DATA_DIR
     from ddimlib.training import load_model
@@ -73,6 +95,10 @@ def test_a_shipped_checkpoint_gives_its_recorded_output_on_a_fixed_input(checkpo
     x = torch.linspace(-1, 1, math.prod(shape), dtype=torch.float64).reshape(shape).float()
     with torch.no_grad():
         y = model(x, torch.tensor(t))
-    torch.testing.assert_close(y.double().sum(dim=(1, 2, 3)), torch.tensor(sums, dtype=torch.float64), rtol=1e-4, atol=1e-3)
+    torch.testing.assert_close(
+        y.double().sum(dim=(1, 2, 3)), torch.tensor(sums, dtype=torch.float64), rtol=1e-4, atol=1e-3
+    )
     b, i, j, values = row
-    torch.testing.assert_close(y[b, 0, i, j : j + 4].double(), torch.tensor(values, dtype=torch.float64), rtol=0, atol=1e-4)
+    torch.testing.assert_close(
+        y[b, 0, i, j : j + 4].double(), torch.tensor(values, dtype=torch.float64), rtol=0, atol=1e-4
+    )

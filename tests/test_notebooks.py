@@ -70,4 +70,4 @@ def test_quick_mode_runs_every_notebook_and_fails_on_no_claim_it_cannot_resolve(
     assert record["failed"] == [] and set(record["seconds"]) == {path.stem for path in PATHS}
     quick = nbformat.read(tmp_path / "notebooks" / "04_step_sweep.ipynb", as_version=4)
     printed = "".join(output.get("text", "") for cell in quick.cells for output in cell.get("outputs", []))
-    assert "100 digits" in printed and "not resolved at this sample size" in printed   # it ran small, and said so
+    assert "100 digits" in printed and "not resolved at this sample size" in printed  # it ran small, and said so

@@ -3,7 +3,6 @@
 import math
 
 import pytest
-
 import torch
 
 from ddimlib.forward import predict_x0, q_posterior_mean_std, q_sample, sample_forward_chain
@@ -63,7 +62,8 @@ def test_x0_coefficient_never_vanishes_on_the_admissible_range():
 
 
 def test_j_sigma_equals_l_gamma_plus_the_constant_by_monte_carlo():
-    """J_sigma = E[log q_sigma - log p_theta] against L_gamma + C, C = KL(q(x_T|x0) || N(0,I)) + (d/2) log(2 pi sigma_1^2)."""
+    """J_sigma = E[log q_sigma - log p_theta] against L_gamma + C, C = KL(q(x_T|x0) || N(0,I)) + (d/2) log(2 pi
+    sigma_1^2)."""
     schedule = linear_schedule(T=8, beta_start=0.02, beta_end=0.4)
     model = eight_gaussians(schedule)
     n, d = 20000, 2
@@ -103,8 +103,10 @@ def test_l_simple_is_the_unweighted_eps_regression():
 
 def test_x0_coefficient_at_the_top_of_the_range_is_finite_and_refuses_an_inadmissible_sigma():
     alpha = linear_schedule().alpha
-    top = (1 - alpha[99]).sqrt() * (1 + 1e-15)             # sigma_t^2 = 1 - alpha_{t-1}, plus a rounding's worth
+    top = (1 - alpha[99]).sqrt() * (1 + 1e-15)  # sigma_t^2 = 1 - alpha_{t-1}, plus a rounding's worth
     assert torch.isfinite(x0_coefficient(alpha[100], alpha[99], top))
-    assert torch.allclose(x0_coefficient(alpha[100], alpha[99], top), alpha[99].sqrt(), atol=1e-6)  # no direction term left
+    assert torch.allclose(
+        x0_coefficient(alpha[100], alpha[99], top), alpha[99].sqrt(), atol=1e-6
+    )  # no direction term left
     with pytest.raises(ValueError, match="sigma_t must satisfy"):
         x0_coefficient(alpha[100], alpha[99], 1.1 * (1 - alpha[99]).sqrt())

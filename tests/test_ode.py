@@ -4,14 +4,23 @@ import math
 
 import pytest
 import torch
+from helpers import smooth_model
 
-from ddimlib.ode import (decode, dpm_solver_2m, encode, euler_step, euler_step_sigma_squared, from_x_bar, observed_order, ode_sigma, slerp,
-                         to_x_bar)
+from ddimlib.ode import (
+    decode,
+    dpm_solver_2m,
+    encode,
+    euler_step,
+    euler_step_sigma_squared,
+    from_x_bar,
+    observed_order,
+    ode_sigma,
+    slerp,
+    to_x_bar,
+)
 from ddimlib.oracle import GaussianMixtureEps, eight_gaussians
 from ddimlib.sampling import ddim_step, sample
 from ddimlib.schedules import linear_schedule, timesteps
-
-from helpers import smooth_model
 
 SCHEDULE = linear_schedule()
 F64 = torch.float64
@@ -110,8 +119,12 @@ def test_dpm_solver_2m_with_two_steps_is_ddim():
 
 def test_observed_orders_one_for_ddim_and_two_for_dpm_solver_2m():
     """Error against a fine reference (DPM-Solver++(2M), S = 1000) on the oracle, over NFE = S in {25, 50, 100}."""
-    model = GaussianMixtureEps(torch.tensor([[-1.0, 0.5], [1.0, -0.5]], dtype=F64), torch.tensor([0.5, 0.5], dtype=F64),
-                               torch.tensor([0.5, 0.5], dtype=F64), SCHEDULE)
+    model = GaussianMixtureEps(
+        torch.tensor([[-1.0, 0.5], [1.0, -0.5]], dtype=F64),
+        torch.tensor([0.5, 0.5], dtype=F64),
+        torch.tensor([0.5, 0.5], dtype=F64),
+        SCHEDULE,
+    )
     x_T = torch.randn(256, 2, generator=torch.Generator().manual_seed(6), dtype=F64)
     reference = dpm_solver_2m(model, SCHEDULE, x_T, 1000)
     steps = [25, 50, 100]
@@ -137,9 +150,13 @@ def test_euler_step_in_sigma_squared_is_eq_15():
         x_t = torch.randn(4, 3, generator=g, dtype=F64)
         eps = smooth_model(x_t, torch.full((4,), t))
         a, a_next = alpha[t], alpha[t_next]
-        eq_15 = x_t / a.sqrt() + 0.5 * ((1 - a_next) / a_next - (1 - a) / a) * (a / (1 - a)).sqrt() * eps  # x_bar(t_next)
+        eq_15 = (
+            x_t / a.sqrt() + 0.5 * ((1 - a_next) / a_next - (1 - a) / a) * (a / (1 - a)).sqrt() * eps
+        )  # x_bar(t_next)
         x_bar_next, eps_pred = euler_step_sigma_squared(smooth_model, to_x_bar(x_t, a), SCHEDULE, t, t_next)
-        assert torch.allclose(eps_pred, eps, rtol=0, atol=1e-12) and (x_bar_next - eq_15).abs().max() <= 1e-12 * max(1.0, eq_15.abs().max()), (t, t_next)
+        assert torch.allclose(eps_pred, eps, rtol=0, atol=1e-12) and (x_bar_next - eq_15).abs().max() <= 1e-12 * max(
+            1.0, eq_15.abs().max()
+        ), (t, t_next)
         sigma, sigma_next = ode_sigma(a), ode_sigma(a_next)
         in_sigma, _ = euler_step(smooth_model, to_x_bar(x_t, a), SCHEDULE, t, t_next)
         gap = (sigma_next - sigma) ** 2 / (2 * sigma) * eps
@@ -147,9 +164,14 @@ def test_euler_step_in_sigma_squared_is_eq_15():
 
 
 def test_euler_in_sigma_squared_converges_at_first_order_to_the_same_solution():
-    """On a smooth mixture (stds 0.5), decoded with Eq. 15's steps, S in {50, 100, 200}: error ~ 1/S against the reference."""
-    model = GaussianMixtureEps(torch.tensor([[-1.0, 0.5], [1.0, -0.5]], dtype=F64), torch.tensor([0.5, 0.5], dtype=F64),
-                               torch.tensor([0.5, 0.5], dtype=F64), SCHEDULE)
+    """On a smooth mixture (stds 0.5), decoded with Eq. 15's steps, S in {50, 100, 200}: error ~ 1/S against the
+    reference."""
+    model = GaussianMixtureEps(
+        torch.tensor([[-1.0, 0.5], [1.0, -0.5]], dtype=F64),
+        torch.tensor([0.5, 0.5], dtype=F64),
+        torch.tensor([0.5, 0.5], dtype=F64),
+        SCHEDULE,
+    )
     x_T = torch.randn(256, 2, generator=torch.Generator().manual_seed(8), dtype=F64)
     reference = dpm_solver_2m(model, SCHEDULE, x_T, 1000)
 
@@ -165,16 +187,22 @@ def test_euler_in_sigma_squared_converges_at_first_order_to_the_same_solution():
     assert 0.8 < observed_order(steps, errors) < 1.3, errors
 
 
-@pytest.mark.parametrize("t, t_next, message", [(0, 0, r"t must be an integer in \[1, 1000\], got 0"),
-                                                (10, 1001, r"t_next must be an integer in \[0, 1000\], got 1001"),
-                                                (10, 10, r"t_next must differ from t .* got t = t_next = 10")])
+@pytest.mark.parametrize(
+    "t, t_next, message",
+    [
+        (0, 0, r"t must be an integer in \[1, 1000\], got 0"),
+        (10, 1001, r"t_next must be an integer in \[0, 1000\], got 1001"),
+        (10, 10, r"t_next must differ from t .* got t = t_next = 10"),
+    ],
+)
 def test_euler_step_in_sigma_squared_refuses_bad_times(t, t_next, message):
     with pytest.raises(ValueError, match=message):
         euler_step_sigma_squared(smooth_model, torch.zeros(2, 3, dtype=F64), SCHEDULE, t, t_next)
 
 
 def test_encoding_evaluates_its_first_step_at_t_1_because_that_reconstructs_better_at_small_S():
-    # encode's docstring: the first step starts at t = 0, where the model was never trained; evaluating it at t = 1 rather
+    # encode's docstring: the first step starts at t = 0, where the model was never trained; evaluating it at t = 1
+    # rather
     # than at tau_1 reconstructs better at S = 10 (measured here on the exact eight-Gaussians oracle)
     from ddimlib.data import eight_gaussians_oracle
     from ddimlib.ode import euler_step, from_x_bar, to_x_bar
@@ -186,7 +214,9 @@ def test_encoding_evaluates_its_first_step_at_t_1_because_that_reconstructs_bett
     grid = [0] + timesteps(10, schedule.T).tolist()
     x_bar = to_x_bar(x0, schedule.alpha[0])
     for k, (t, t_next) in enumerate(zip(grid, grid[1:])):
-        x_bar, _ = euler_step(oracle, x_bar, schedule, t, t_next, t_model=grid[1] if k == 0 else t)  # first step at tau_1
+        x_bar, _ = euler_step(
+            oracle, x_bar, schedule, t, t_next, t_model=grid[1] if k == 0 else t
+        )  # first step at tau_1
     at_tau_1 = from_x_bar(x_bar, schedule.alpha[-1])
     mse = lambda latent: float(((decode(oracle, schedule, latent, 10) - x0) ** 2).mean())
     assert mse(encode(oracle, schedule, x0, 10)) < 0.5 * mse(at_tau_1)

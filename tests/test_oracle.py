@@ -25,10 +25,16 @@ def test_single_gaussian_matches_the_closed_form():
 
 def test_mixture_matches_quadrature_of_the_posterior():
     """E[eps | x_t] = integral p(x0 | x_t) (x_t - sqrt(a) x0) / sqrt(1 - a) dx0, by quadrature in 1-D."""
-    means, stds, weights = torch.tensor([[-1.0], [0.5], [2.0]], dtype=F64), torch.tensor([0.3, 0.2, 0.5]), torch.tensor([0.2, 0.5, 0.3], dtype=F64)
+    means, stds, weights = (
+        torch.tensor([[-1.0], [0.5], [2.0]], dtype=F64),
+        torch.tensor([0.3, 0.2, 0.5]),
+        torch.tensor([0.2, 0.5, 0.3], dtype=F64),
+    )
     model = GaussianMixtureEps(means, stds, weights, SCHEDULE)
     grid = torch.linspace(-6, 8, 200001, dtype=F64)
-    prior = sum(w * torch.exp(-0.5 * ((grid - m) / s) ** 2) / s for m, s, w in zip(means[:, 0], stds.double(), weights))
+    prior = sum(
+        w * torch.exp(-0.5 * ((grid - m) / s) ** 2) / s for m, s, w in zip(means[:, 0], stds.double(), weights)
+    )
     for t in [5, 100, 400, 900]:
         a = SCHEDULE.alpha[t]
         x_t = torch.linspace(-2.5, 2.5, 11, dtype=F64)[:, None]
@@ -56,7 +62,9 @@ def test_empirical_oracle_matches_brute_force():
 
 def test_ddim_eta_0_maps_noise_to_a_1d_gaussian():
     mu, s = 0.8, 0.5
-    model = GaussianMixtureEps(torch.tensor([[mu]], dtype=F64), torch.tensor([s], dtype=F64), torch.tensor([1.0], dtype=F64), SCHEDULE)
+    model = GaussianMixtureEps(
+        torch.tensor([[mu]], dtype=F64), torch.tensor([s], dtype=F64), torch.tensor([1.0], dtype=F64), SCHEDULE
+    )
     n = 4000
     x_T = torch.randn(n, 1, generator=torch.Generator().manual_seed(2), dtype=F64)
     x0 = sample(model, SCHEDULE, x_T, 1000, eta=0.0, progress=False)[:, 0]
@@ -81,5 +89,11 @@ def test_eight_gaussians_sampler_and_oracle_agree():
     x0 = model.sample(2000, generator=torch.Generator().manual_seed(4))
     radius = x0.norm(dim=1)
     assert abs(radius.mean().item() - 2.0) < 0.02
-    generated = sample(model, SCHEDULE, torch.randn(2000, 2, generator=torch.Generator().manual_seed(5), dtype=F64), 100, progress=False)
+    generated = sample(
+        model,
+        SCHEDULE,
+        torch.randn(2000, 2, generator=torch.Generator().manual_seed(5), dtype=F64),
+        100,
+        progress=False,
+    )
     assert ((generated.norm(dim=1) - 2.0).abs() < 0.5).float().mean() > 0.99

@@ -55,24 +55,33 @@ def test_readme_time_table_is_the_last_recorded_run():
     assert {name for name, _, _ in rows} == set(record["seconds"]) == notebooks
     for name, value, unit in rows:
         seconds = float(value) * (60 if unit == "min" else 1)
-        assert abs(seconds - record["seconds"][name]) <= 0.3 * record["seconds"][name], (name, seconds, record["seconds"][name])
+        assert abs(seconds - record["seconds"][name]) <= 0.3 * record["seconds"][name], (
+            name,
+            seconds,
+            record["seconds"][name],
+        )
     assert record["date"] in readme and record["machine"] in readme and not record["failed"]
 
 
 def test_no_module_imports_another_modules_private_name():
-    """A name two modules need is public in the module whose job it is (ddimlib._validate's checks are public names)."""
+    """A name two modules need is public in the module whose job it is (ddimlib._validate's checks are public)."""
     import ast
 
     offenders = []
     for path in sorted((ROOT / "ddimlib").rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("ddimlib"):
-                offenders += [f"{path.relative_to(ROOT)}: {node.module}.{alias.name}" for alias in node.names if alias.name.startswith("_")]
+                offenders += [
+                    f"{path.relative_to(ROOT)}: {node.module}.{alias.name}"
+                    for alias in node.names
+                    if alias.name.startswith("_")
+                ]
     assert offenders == []
 
 
 def test_a_wheel_installed_outside_the_checkout_is_whole(tmp_path):
-    """What `pip install .` (or from git, into a cloud notebook) installs: a wheel built from this tree, put in a folder
+    """What `pip install .` (or from git, into a cloud notebook) installs: a wheel built from this tree, put in a
+    folder
     of its own and imported from outside the checkout: every module imports, the digits load (hash-checked), and a
     shipped checkpoint and the Fashion-MNIST classifier load from the wheel's own copy of data/."""
     import shutil
@@ -84,15 +93,35 @@ def test_a_wheel_installed_outside_the_checkout_is_whole(tmp_path):
         shutil.copy(ROOT / name, source / name)
     shutil.copytree(ROOT / "ddimlib", source / "ddimlib", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(ROOT / "data", source / "data", ignore=shutil.ignore_patterns("in_progress", "*.state"))
-    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path / "wheel"), str(source)],
-                           capture_output=True, text=True)
+    built = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path / "wheel"),
+            str(source),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert built.returncode == 0, built.stderr[-2000:]
     wheel = next((tmp_path / "wheel").glob("ddimlib-*.whl"))
-    installed = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(tmp_path / "site"), str(wheel)],
-                               capture_output=True, text=True)
+    installed = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(tmp_path / "site"), str(wheel)],
+        capture_output=True,
+        text=True,
+    )
     assert installed.returncode == 0, installed.stderr[-2000:]
-    modules = sorted(f"ddimlib.{p.relative_to(ROOT / 'ddimlib').with_suffix('').as_posix().replace('/', '.')}"
-                     for p in (ROOT / "ddimlib").rglob("*.py") if p.name != "__init__.py")
+    modules = sorted(
+        f"ddimlib.{p.relative_to(ROOT / 'ddimlib').with_suffix('').as_posix().replace('/', '.')}"
+        for p in (ROOT / "ddimlib").rglob("*.py")
+        if p.name != "__init__.py"
+    )
     script = f"""
 import importlib, ddimlib
 for name in {modules!r}:
@@ -100,13 +129,15 @@ for name in {modules!r}:
 from ddimlib.data import DATA_DIR, load_digits
 from ddimlib.metrics import load_classifier
 from ddimlib.training import load_model
-assert ddimlib.__file__.startswith({str(tmp_path / 'site')!r}), ddimlib.__file__
+assert ddimlib.__file__.startswith({str(tmp_path / "site")!r}), ddimlib.__file__
 assert DATA_DIR.name == "data_files", DATA_DIR
 assert load_digits("test").images.shape == (500, 1, 8, 8)
 load_model(DATA_DIR / "checkpoints" / "digits_unet.pt", expect_model="unet")
 load_classifier(dataset="fashion_mnist")
 print("whole")
 """
-    env = {k: v for k, v in __import__("os").environ.items() if k != "PYTHONPATH"} | {"PYTHONPATH": str(tmp_path / "site")}
+    env = {k: v for k, v in __import__("os").environ.items() if k != "PYTHONPATH"} | {
+        "PYTHONPATH": str(tmp_path / "site")
+    }
     ran = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert ran.returncode == 0 and ran.stdout.strip() == "whole", ran.stderr[-3000:]

@@ -2,12 +2,11 @@
 
 import pytest
 import torch
+from helpers import smooth_model
 
 from ddimlib.oracle import eight_gaussians
 from ddimlib.sampling import ddim_step, ddpm_sample, sample, sigma_eta, sigma_hat
 from ddimlib.schedules import linear_schedule, timesteps
-
-from helpers import smooth_model
 
 SCHEDULE = linear_schedule()
 F64 = torch.float64
@@ -45,8 +44,19 @@ def test_eq_12_cannot_take_sigma_hat_where_alpha_t_below_alpha_prev_squared():
 def test_ddim_eta_1_on_the_full_chain_is_ddpm_step_for_step():
     model = eight_gaussians(SCHEDULE)
     x_T = torch.randn(64, 2, generator=torch.Generator().manual_seed(1), dtype=F64)
-    _, ddim = sample(model, SCHEDULE, x_T, SCHEDULE.T, eta=1.0, generator=torch.Generator().manual_seed(2), progress=False, return_trajectory=True)
-    _, ddpm = ddpm_sample(model, SCHEDULE, x_T, generator=torch.Generator().manual_seed(2), progress=False, return_trajectory=True)
+    _, ddim = sample(
+        model,
+        SCHEDULE,
+        x_T,
+        SCHEDULE.T,
+        eta=1.0,
+        generator=torch.Generator().manual_seed(2),
+        progress=False,
+        return_trajectory=True,
+    )
+    _, ddpm = ddpm_sample(
+        model, SCHEDULE, x_T, generator=torch.Generator().manual_seed(2), progress=False, return_trajectory=True
+    )
     assert torch.equal(ddim.tau, ddpm.tau)
     assert (ddim.x - ddpm.x).abs().max() <= 1e-10
     assert (ddim.x0_pred - ddpm.x0_pred).abs().max() <= 1e-10
@@ -55,12 +65,24 @@ def test_ddim_eta_1_on_the_full_chain_is_ddpm_step_for_step():
 def test_sigma_hat_sampler_is_eta_1_mean_plus_sigma_hat_noise():
     x_T = torch.randn(5, 3, generator=torch.Generator().manual_seed(3), dtype=F64)
     tau = [200, 1000]
-    out, path = sample(smooth_model, SCHEDULE, x_T, None, tau=tau, variance="hat", eta=0.0,
-                       generator=torch.Generator().manual_seed(4), progress=False, return_trajectory=True)
+    out, path = sample(
+        smooth_model,
+        SCHEDULE,
+        x_T,
+        None,
+        tau=tau,
+        variance="hat",
+        eta=0.0,
+        generator=torch.Generator().manual_seed(4),
+        progress=False,
+        return_trajectory=True,
+    )
     g = torch.Generator().manual_seed(4)
     alpha = SCHEDULE.alpha
     t_batch = torch.full((5,), 1000, dtype=torch.int64)
-    mean = ddim_step(x_T, smooth_model(x_T, t_batch), alpha[1000], alpha[200], sigma_eta(alpha[1000], alpha[200], 1.0)).x_prev
+    mean = ddim_step(
+        x_T, smooth_model(x_T, t_batch), alpha[1000], alpha[200], sigma_eta(alpha[1000], alpha[200], 1.0)
+    ).x_prev
     x_200 = mean + sigma_hat(alpha[1000], alpha[200]) * torch.randn(5, 3, generator=g, dtype=F64)
     assert torch.allclose(path.x[1], x_200, atol=1e-13)
     last = ddim_step(x_200, smooth_model(x_200, torch.full((5,), 200)), alpha[200], alpha[0], 0.0).x_prev
@@ -105,8 +127,17 @@ def test_sample_at_any_eta_on_a_quadratic_tau_is_a_loop_of_ddim_step():
     writes it, step for step from the same x_T and the same noise (drawn in step order, none on the last step)."""
     model = eight_gaussians(SCHEDULE)
     x_T = torch.randn(32, 2, generator=torch.Generator().manual_seed(5), dtype=F64)
-    out, path = sample(model, SCHEDULE, x_T, 20, eta=0.5, tau="quadratic", generator=torch.Generator().manual_seed(6),
-                       progress=False, return_trajectory=True)
+    out, path = sample(
+        model,
+        SCHEDULE,
+        x_T,
+        20,
+        eta=0.5,
+        tau="quadratic",
+        generator=torch.Generator().manual_seed(6),
+        progress=False,
+        return_trajectory=True,
+    )
     tau = path.tau.tolist()
     g, x = torch.Generator().manual_seed(6), x_T
     for i in range(len(tau) - 1, 0, -1):

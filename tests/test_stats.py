@@ -66,21 +66,21 @@ def test_bad_arguments_are_named():
 
 @pytest.mark.parametrize("dof", [1, 3, 10, 30])
 def test_t_quantile_against_the_table_and_known_values(dof):
-    assert abs(t_quantile(0.975, dof) - T_975[dof]) < 0.005                    # the table has two decimals
-    assert math.isclose(t_quantile(0.975, None), 1.959964, abs_tol=1e-5)      # the normal
-    assert math.isclose(t_quantile(0.995, 10), 3.169273, abs_tol=1e-4)         # a textbook value
+    assert abs(t_quantile(0.975, dof) - T_975[dof]) < 0.005  # the table has two decimals
+    assert math.isclose(t_quantile(0.975, None), 1.959964, abs_tol=1e-5)  # the normal
+    assert math.isclose(t_quantile(0.995, 10), 3.169273, abs_tol=1e-4)  # a textbook value
     with pytest.raises(ValueError, match=r"p must be in \[0.5, 1\), got 1"):
         t_quantile(1, dof)
 
 
 def test_claims_checked_together_fail_only_beyond_the_bound_widened_for_their_number():
-    contradicted = Verdict("a < b", 5.0, 3.18, "<", dof=3)                     # beyond its 95 % bound, on the wrong side
+    contradicted = Verdict("a < b", 5.0, 3.18, "<", dof=3)  # beyond its 95 % bound, on the wrong side
     with pytest.raises(AssertionError, match="CONTRADICTED"):
         contradicted.check()
     with pytest.raises(AssertionError, match="for 1 claims checked together"):  # alone, together is the same check
         check_together([contradicted])
     fine = [Verdict(f"claim {k}", -1.0, 0.5, "<", dof=3) for k in range(25)]
-    check_together(fine + [contradicted])                                      # widened for 26: 3.18 -> about 10.35
+    check_together(fine + [contradicted])  # widened for 26: 3.18 -> about 10.35
     with pytest.raises(AssertionError, match="beyond 10.4,"):
         check_together(fine + [Verdict("a < b", 11.0, 3.18, "<", dof=3)])
     assert compare("x", torch.ones(4, dtype=F64), torch.arange(4, dtype=F64), "<", paired=True).dof == 3

@@ -1,13 +1,14 @@
-"""tasks.py, the README's commands: the torch it installs, a main job that goes on past a failing notebook and stops when told, its arguments."""
+"""tasks.py, the README's commands: the torch it installs, a main job that goes on past a failing notebook and stops
+when told, its arguments."""
 
 import json
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 import uuid
-import sys
 from pathlib import Path
 
 import nbformat
@@ -21,12 +22,12 @@ import tasks  # noqa: E402
 @pytest.mark.parametrize(
     "system, gpu, reachable, index",
     [
-        ("Linux", False, True, tasks.CPU_INDEX),   # the CPU-only build, not several GB of CUDA
-        ("Linux", False, False, None),             # the CPU index cannot be reached: the default index, said so
-        ("Linux", True, True, None),               # an NVIDIA GPU: the default (CUDA) build
-        ("Darwin", False, True, None),             # macOS and Windows: the default index is CPU (or Apple GPU) already
+        ("Linux", False, True, tasks.CPU_INDEX),  # the CPU-only build, not several GB of CUDA
+        ("Linux", False, False, None),  # the CPU index cannot be reached: the default index, said so
+        ("Linux", True, True, None),  # an NVIDIA GPU: the default (CUDA) build
+        ("Darwin", False, True, None),  # macOS and Windows: the default index is CPU (or Apple GPU) already
         ("Windows", False, True, None),
-        ("Windows", True, True, None),             # Windows' default build is CPU-only: said so, with where to look
+        ("Windows", True, True, None),  # Windows' default build is CPU-only: said so, with where to look
     ],
 )
 def test_the_torch_build_suits_the_machine(system, gpu, reachable, index):
@@ -43,10 +44,18 @@ def test_the_torch_build_suits_the_machine(system, gpu, reachable, index):
 
 def test_a_failing_cpu_index_falls_back_to_the_default_index(monkeypatch, capsys):
     calls = []
-    monkeypatch.setattr(tasks.subprocess, "run", lambda command, **kw: calls.append(command) or
-                        tasks.subprocess.CompletedProcess(command, 1 if "--index-url" in command else 0))
+    monkeypatch.setattr(
+        tasks.subprocess,
+        "run",
+        lambda command, **kw: (
+            calls.append(command) or tasks.subprocess.CompletedProcess(command, 1 if "--index-url" in command else 0)
+        ),
+    )
     tasks.install_torch(["pip", "install"], [tasks.TORCH_PIN, "--index-url", tasks.CPU_INDEX])
-    assert calls == [["pip", "install", tasks.TORCH_PIN, "--index-url", tasks.CPU_INDEX], ["pip", "install", tasks.TORCH_PIN]]
+    assert calls == [
+        ["pip", "install", tasks.TORCH_PIN, "--index-url", tasks.CPU_INDEX],
+        ["pip", "install", tasks.TORCH_PIN],
+    ]
     assert "installing torch==2.13.0 from the default index" in capsys.readouterr().out
 
 
@@ -80,21 +89,26 @@ def test_run_goes_on_past_a_failing_notebook_and_lists_the_failure(tmp_path, cap
     before = children()
     paths = [
         notebook(tmp_path / "01_fails.ipynb", "x = 1", "assert x == 2, 'a false claim'", "print('never')"),
-        notebook(tmp_path / "02_dies.ipynb", "import os", "os._exit(1)  # the kernel dies, as under an out-of-memory kill"),
+        notebook(
+            tmp_path / "02_dies.ipynb", "import os", "os._exit(1)  # the kernel dies, as under an out-of-memory kill"
+        ),
         notebook(tmp_path / "03_works.ipynb", "print('last notebook ran')"),
     ]
     assert tasks.execute_notebooks(paths, tmp_path / "build") == 1
     out, err = capfd.readouterr()
-    assert "01_fails cell 2/3 at 0:0" in out and "03_works cell 1/1" in out          # progress, per cell
+    assert "01_fails cell 2/3 at 0:0" in out and "03_works cell 1/1" in out  # progress, per cell
     assert "[tasks] FAILED 01_fails.ipynb, code cell 2: AssertionError: a false claim" in out
     assert "[tasks] FAILED 02_dies.ipynb, code cell 2: DeadKernelError" in out
     assert "1 of 3 notebooks ran" in out
-    assert "without encryption" not in out + err                                      # the kernel's TCP warning is gone
-    assert children() <= before                                                      # and no kernel is left running
+    assert "without encryption" not in out + err  # the kernel's TCP warning is gone
+    assert children() <= before  # and no kernel is left running
     executed = nbformat.read(tmp_path / "build" / "notebooks" / "03_works.ipynb", as_version=4)
     assert executed.cells[0].outputs[0]["text"] == "last notebook ran\n"
     record = json.loads((tmp_path / "build" / "run_times.json").read_text())
-    assert set(record["seconds"]) == {"01_fails", "02_dies", "03_works"} and record["failed"] == ["01_fails.ipynb", "02_dies.ipynb"]
+    assert set(record["seconds"]) == {"01_fails", "02_dies", "03_works"} and record["failed"] == [
+        "01_fails.ipynb",
+        "02_dies.ipynb",
+    ]
 
 
 def test_slide_types_come_from_headings_setup_tags_and_details_unless_a_cell_sets_its_own():
@@ -104,7 +118,9 @@ def test_slide_types_come_from_headings_setup_tags_and_details_unless_a_cell_set
     assert tasks.slide_type(md("<details><summary>history</summary>...</details>")) == "notes"
     assert tasks.slide_type(md("*Shown:* the loss falls.")) == tasks.slide_type(code("x = 1")) == "-"
     assert tasks.slide_type(code("import torch", metadata={"tags": ["setup"]})) == "skip"
-    assert tasks.slide_type(code("def solution_x(): ...", metadata={"tags": ["solution"]})) == "skip"  # no spoilers on a slide
+    assert (
+        tasks.slide_type(code("def solution_x(): ...", metadata={"tags": ["solution"]})) == "skip"
+    )  # no spoilers on a slide
     assert tasks.slide_type(md("## A heading", metadata={"slideshow": {"slide_type": "fragment"}})) == "fragment"
 
 
@@ -137,12 +153,18 @@ def test_each_notebook_runs_with_the_threads_the_machine_has_free_unless_the_use
     assert tasks.execute_notebooks(paths, tmp_path / "a") == 0
     if cores > 1:
         assert f"keep {cores - 1} of {cores} cores busy: torch gets 1 thread(s)" in capfd.readouterr().out
-    assert nbformat.read(tmp_path / "a" / "notebooks" / "01_threads.ipynb", as_version=4).cells[0].outputs[0]["text"] == "1\n"
+    assert (
+        nbformat.read(tmp_path / "a" / "notebooks" / "01_threads.ipynb", as_version=4).cells[0].outputs[0]["text"]
+        == "1\n"
+    )
     monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the user's own choice, on an idle machine: kept
     monkeypatch.setattr(tasks, "busy_cores", lambda: 0.0)
     assert tasks.execute_notebooks(paths, tmp_path / "b") == 0
     assert "torch gets" not in capfd.readouterr().out
-    assert nbformat.read(tmp_path / "b" / "notebooks" / "01_threads.ipynb", as_version=4).cells[0].outputs[0]["text"] == "1\n"
+    assert (
+        nbformat.read(tmp_path / "b" / "notebooks" / "01_threads.ipynb", as_version=4).cells[0].outputs[0]["text"]
+        == "1\n"
+    )
 
 
 def test_executed_notebooks_keep_no_widget_state_so_offline_viewers_show_the_still(tmp_path):
@@ -150,7 +172,9 @@ def test_executed_notebooks_keep_no_widget_state_so_offline_viewers_show_the_sti
     assert tasks.execute_notebooks(paths, tmp_path / "build") == 0
     executed = nbformat.read(tmp_path / "build" / "notebooks" / "01_widget.ipynb", as_version=4)
     assert "application/vnd.jupyter.widget-view+json" in executed.cells[0].outputs[0]["data"]
-    assert "widgets" not in executed.metadata  # with it, nbconvert's HTML draws the widget from JavaScript fetched online
+    assert (
+        "widgets" not in executed.metadata
+    )  # with it, nbconvert's HTML draws the widget from JavaScript fetched online
 
 
 def test_the_committed_explorer_renders_as_its_still_in_static_html():
@@ -168,7 +192,10 @@ def processes_marked(marker: str) -> set[int]:
     found = set()
     for environ in Path("/proc").glob("[0-9]*/environ"):
         try:
-            if marker.encode() in environ.read_bytes() and "Z" not in (environ.parent / "stat").read_text().rsplit(")", 1)[1].split()[:1]:
+            if (
+                marker.encode() in environ.read_bytes()
+                and "Z" not in (environ.parent / "stat").read_text().rsplit(")", 1)[1].split()[:1]
+            ):
                 found.add(int(environ.parent.name))
         except OSError:
             continue
@@ -181,14 +208,25 @@ def test_a_signalled_run_stops_at_once_says_what_finished_and_leaves_no_process(
     """`run` as a terminal runs it: signalled while a kernel sleeps in the second of three notebooks, it stops within
     seconds, reports the first notebook as finished and the second as stopped (not failed), starts no third, exits
     128 + the signal, and no process of it (executor or kernel) is left running."""
-    paths = [notebook(tmp_path / "01_quick.ipynb", "print('done')"),
-             notebook(tmp_path / "02_long.ipynb", "import time", "time.sleep(600)"),
-             notebook(tmp_path / "03_never.ipynb", "print('never')")]
+    paths = [
+        notebook(tmp_path / "01_quick.ipynb", "print('done')"),
+        notebook(tmp_path / "02_long.ipynb", "import time", "time.sleep(600)"),
+        notebook(tmp_path / "03_never.ipynb", "print('never')"),
+    ]
     marker = f"DDIMLIB_TEST_RUN={uuid.uuid4().hex}"
     env = os.environ | {"DDIMLIB_BUILD": str(tmp_path / "build"), marker.split("=")[0]: marker.split("=")[1]}
-    script = "import sys, tasks; sys.exit(tasks.run_interruptibly([sys.executable, tasks.__file__, '_execute', *sys.argv[1:]], dict(tasks.os.environ)))"
-    run = subprocess.Popen([sys.executable, "-c", script, *map(str, paths)], cwd=Path(tasks.__file__).parent, env=env,
-                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    script = (
+        "import sys, tasks; sys.exit(tasks.run_interruptibly([sys.executable, tasks.__file__, '_execute', "
+        "*sys.argv[1:]], dict(tasks.os.environ)))"
+    )
+    run = subprocess.Popen(
+        [sys.executable, "-c", script, *map(str, paths)],
+        cwd=Path(tasks.__file__).parent,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     watchdog = threading.Timer(240, run.kill)
     watchdog.start()
     lines = []
@@ -217,7 +255,13 @@ def test_a_signalled_run_stops_at_once_says_what_finished_and_leaves_no_process(
 
 def test_every_command_has_help_and_a_misspelt_flag_is_refused_before_anything_runs(capsys, monkeypatch):
     monkeypatch.setattr(tasks, "ensure_env", lambda: pytest.fail("nothing may be set up or run"))
-    for command in (["--help"], ["run", "--help"], ["test", "--help"], ["slides", "--help"], ["device-check", "--help"]):
+    for command in (
+        ["--help"],
+        ["run", "--help"],
+        ["test", "--help"],
+        ["slides", "--help"],
+        ["device-check", "--help"],
+    ):
         with pytest.raises(SystemExit) as exited:
             tasks.main(command)
         assert exited.value.code == 0 and "usage: python3 tasks.py" in capsys.readouterr().out
@@ -230,5 +274,23 @@ def test_every_command_has_help_and_a_misspelt_flag_is_refused_before_anything_r
 
 def test_run_takes_notebooks_by_number_or_name():
     assert [p.stem for p in tasks.select_notebooks(["04"])] == ["04_step_sweep"]
-    assert [p.stem for p in tasks.select_notebooks(["5", "01_forward_process", "05"])] == ["01_forward_process", "05_ode_and_encoding"]
+    assert [p.stem for p in tasks.select_notebooks(["5", "01_forward_process", "05"])] == [
+        "01_forward_process",
+        "05_ode_and_encoding",
+    ]
     assert tasks.select_notebooks([]) == tasks.notebooks()
+
+
+def test_the_lint_step_fails_on_an_unused_import_and_on_unformatted_code(tmp_path, monkeypatch):
+    """ruff, with the project's settings, runs before the tests; it can fail, and the project itself passes it."""
+    (tmp_path / "pyproject.toml").write_text((tasks.ROOT / "pyproject.toml").read_text())
+    (tmp_path / "good.py").write_text("import os\n\nprint(os.sep)\n")
+    monkeypatch.setattr(tasks, "ROOT", tmp_path)
+    assert tasks.lint_failures(sys.executable) == []
+    (tmp_path / "unused.py").write_text("import os\n")
+    assert tasks.lint_failures(sys.executable) == ["ruff check"]
+    (tmp_path / "unused.py").unlink()
+    (tmp_path / "crowded.py").write_text("x = [1,2]\n")
+    assert tasks.lint_failures(sys.executable) == ["ruff format --check"]
+    monkeypatch.setattr(tasks, "ROOT", Path(tasks.__file__).resolve().parent)
+    assert tasks.lint_failures(sys.executable) == []

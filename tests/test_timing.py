@@ -1,4 +1,5 @@
-"""The timing helpers: interleaved medians, network-only evaluation order, the in-run overhead split, a least-squares line."""
+"""The timing helpers: interleaved medians, network-only evaluation order, the in-run overhead split, a least-squares
+line."""
 
 import itertools
 
@@ -72,7 +73,11 @@ def test_network_only_calls_the_model_once_per_step_from_T_down():
 def test_fit_line_is_exact_on_a_line_and_r2_is_the_squared_correlation():
     x = torch.arange(10, dtype=torch.float64)
     slope, intercept, r2 = timing.fit_line(x, 0.25 * x + 3.0)
-    assert slope == pytest.approx(0.25, abs=1e-12) and intercept == pytest.approx(3.0, abs=1e-12) and r2 == pytest.approx(1.0, abs=1e-12)
+    assert (
+        slope == pytest.approx(0.25, abs=1e-12)
+        and intercept == pytest.approx(3.0, abs=1e-12)
+        and r2 == pytest.approx(1.0, abs=1e-12)
+    )
     y = 0.25 * x + torch.tensor([0.3, -0.2, 0.5, -0.7, 0.1, 0.0, 0.4, -0.4, 0.2, -0.1], dtype=torch.float64)
     _, _, r2 = timing.fit_line(x.tolist(), y.tolist())
     corr = torch.corrcoef(torch.stack([x, y]))[0, 1]
@@ -88,7 +93,9 @@ def test_fit_line_refuses_too_few_or_constant_points():
 
 def test_interleaved_medians_alternates_the_callables_after_a_warmup(monkeypatch):
     order = []
-    ticks = itertools.chain([0.0, 5.0, 10.0, 11.0, 20.0, 27.0, 30.0, 32.0, 40.0, 41.0, 50.0, 53.0], itertools.count(100.0))
+    ticks = itertools.chain(
+        [0.0, 5.0, 10.0, 11.0, 20.0, 27.0, 30.0, 32.0, 40.0, 41.0, 50.0, 53.0], itertools.count(100.0)
+    )
     monkeypatch.setattr(timing.time, "perf_counter", lambda: next(ticks))
     result = timing.interleaved_medians({"a": lambda: order.append("a"), "b": lambda: order.append("b")}, repeats=3)
     assert order == ["a", "b"] + ["a", "b"] * 3

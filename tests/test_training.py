@@ -7,11 +7,17 @@ import pytest
 import torch
 
 from ddimlib import train as train_cli
-from ddimlib.data import toy_2d
 from ddimlib.checkpoints import load_checkpoint, save_atomic
-from ddimlib.training import Trainer, TrainConfig, load_model
+from ddimlib.data import toy_2d
+from ddimlib.training import TrainConfig, Trainer, load_model
 
-SMALL = dict(dataset="two_moons", model="mlp", model_config={"data_dim": 2, "hidden": 32, "depth": 2}, batch_size=64, warmup_steps=10)
+SMALL = dict(
+    dataset="two_moons",
+    model="mlp",
+    model_config={"data_dim": 2, "hidden": 32, "depth": 2},
+    batch_size=64,
+    warmup_steps=10,
+)
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +54,12 @@ def test_resume_is_bit_exact_on_cpu(moons, tmp_path):
 def test_resume_is_bit_exact_with_dropout(tmp_path):
     """Dropout draws from the global RNG, which the checkpoint must carry too."""
     images = torch.rand(64, 1, 8, 8) * 2 - 1
-    config = dict(dataset="digits", model="unet", model_config={"base": 8, "mults": [1, 2], "dropout": 0.3, "time_dim": 16}, batch_size=8)
+    config = dict(
+        dataset="digits",
+        model="unet",
+        model_config={"base": 8, "mults": [1, 2], "dropout": 0.3, "time_dim": 16},
+        batch_size=8,
+    )
     straight = Trainer(TrainConfig(**config), images, device="cpu")
     straight.train(steps=6, progress=False)
     first = Trainer(TrainConfig(**config), images, device="cpu")
@@ -146,21 +157,59 @@ def test_command_line_trains_writes_the_sidecar_and_resumes(tmp_path, capsys):
     assert train_cli.main(["--dataset", "two_moons", "--steps", "30", "--out", str(out), "--eval-samples", "200"]) == 0
     sidecar = json.loads(out.with_suffix(".json").read_text())
     assert sidecar["steps"] == 30 and sidecar["metric"]["samples"] == 200
-    assert sidecar["metric"]["sliced_w2"] > 0 and sidecar["metric"]["floor_sliced_w2"] > 0 and sidecar["metric"]["sliced_w2_se"] > 0
+    assert (
+        sidecar["metric"]["sliced_w2"] > 0
+        and sidecar["metric"]["floor_sliced_w2"] > 0
+        and sidecar["metric"]["sliced_w2_se"] > 0
+    )
     assert {"command", "seed", "wall_seconds", "hardware", "runs", "final_loss_mean_of_last_200_steps"} <= set(sidecar)
     assert str(out) in capsys.readouterr().out
     model, config = load_model(out, expect_model="mlp")  # the export, metadata included, loads with weights_only=True
     assert config.dataset == "two_moons" and model(torch.zeros(3, 2), torch.tensor([1, 2, 3])).shape == (3, 2)
-    train_cli.main(["--dataset", "two_moons", "--steps", "10", "--out", str(out), "--resume", str(out) + ".state", "--eval-samples", "200",
-                    "--batch-size", "32"])
+    train_cli.main(
+        [
+            "--dataset",
+            "two_moons",
+            "--steps",
+            "10",
+            "--out",
+            str(out),
+            "--resume",
+            str(out) + ".state",
+            "--eval-samples",
+            "200",
+            "--batch-size",
+            "32",
+        ]
+    )
     resumed = json.loads(out.with_suffix(".json").read_text())
     assert resumed["steps"] == 40 and [run["steps"] for run in resumed["runs"]] == [30, 10]
-    assert [run["batch_size"] for run in resumed["runs"]] == [128, 32]  # a resumed run takes a new batch size, like a new lr
+    assert [run["batch_size"] for run in resumed["runs"]] == [
+        128,
+        32,
+    ]  # a resumed run takes a new batch size, like a new lr
 
 
 def test_command_line_small_digits_unet(tmp_path):
     out = tmp_path / "small.pt"
-    assert train_cli.main(["--dataset", "digits", "--small", "--steps", "2", "--out", str(out), "--eval-samples", "20", "--eval-replicates", "2"]) == 0
+    assert (
+        train_cli.main(
+            [
+                "--dataset",
+                "digits",
+                "--small",
+                "--steps",
+                "2",
+                "--out",
+                str(out),
+                "--eval-samples",
+                "20",
+                "--eval-replicates",
+                "2",
+            ]
+        )
+        == 0
+    )
     metric = json.loads(out.with_suffix(".json").read_text())["metric"]
     assert metric["n"] == 20 and metric["replicates"] == 2 and metric["floor_drawn"].startswith("with replacement")
     assert metric["fd_se"] > 0 and metric["floor_fd_se"] > 0 and metric["meets_bar"] is False  # 2 steps of training
@@ -181,7 +230,13 @@ def test_an_evaluation_without_a_standard_error_is_refused_before_any_training(t
 
 
 def test_the_ema_is_a_copy_then_an_exponential_average_of_the_weights():
-    config = TrainConfig(dataset="two_moons", model="mlp", model_config={"data_dim": 2, "hidden": 16, "depth": 1}, batch_size=16, ema_decay=0.9)
+    config = TrainConfig(
+        dataset="two_moons",
+        model="mlp",
+        model_config={"data_dim": 2, "hidden": 16, "depth": 1},
+        batch_size=16,
+        ema_decay=0.9,
+    )
     trainer = Trainer(config, toy_2d("two_moons", 64, seed=0), device="cpu")
     expected = None
     for _ in range(4):
@@ -201,7 +256,10 @@ def test_a_failing_evaluation_keeps_the_finished_run_and_exits_non_zero(tmp_path
     out = tmp_path / "moons.pt"
     assert train_cli.main(["--dataset", "two_moons", "--steps", "20", "--out", str(out), "--device", "cpu"]) == 1
     sidecar = json.loads(out.with_suffix(".json").read_text())
-    assert sidecar["metric"] == {"status": "failed", "error": "RuntimeError: Expected all tensors to be on the same device"}
+    assert sidecar["metric"] == {
+        "status": "failed",
+        "error": "RuntimeError: Expected all tensors to be on the same device",
+    }
     assert sidecar["steps"] == 20 and sidecar["samples_per_second"] > 0 and sidecar["steps_per_second"] > 0
     model, config = load_model(out, expect_model="mlp")  # the export is there and loads
     assert config.batch_size == 128 and load_checkpoint(out)["metadata"]["metric"]["status"] == "failed"
@@ -217,7 +275,13 @@ def test_a_compiled_step_that_fails_falls_back_to_eager(moons, monkeypatch):
         return compiled
 
     monkeypatch.setattr(torch, "compile", compile_that_fails)
-    config = TrainConfig(dataset="two_moons", model="mlp", model_config={"data_dim": 2, "hidden": 16, "depth": 1}, batch_size=16, compile=True)
+    config = TrainConfig(
+        dataset="two_moons",
+        model="mlp",
+        model_config={"data_dim": 2, "hidden": 16, "depth": 1},
+        batch_size=16,
+        compile=True,
+    )
     trainer = Trainer(config, moons, device="cpu")
     with pytest.warns(UserWarning, match="torch.compile failed on cpu .*no C\\+\\+ compiler.*training eagerly"):
         losses = trainer.train(steps=3, progress=False)
@@ -228,13 +292,31 @@ def test_a_compiled_step_that_fails_falls_back_to_eager(moons, monkeypatch):
 
 def test_evaluate_recomputes_the_metric_of_an_export_and_keeps_its_weights(tmp_path):
     out = tmp_path / "moons.pt"
-    assert train_cli.main(["--dataset", "two_moons", "--steps", "20", "--out", str(out), "--eval-samples", "50", "--eval-replicates", "2"]) == 0
+    assert (
+        train_cli.main(
+            [
+                "--dataset",
+                "two_moons",
+                "--steps",
+                "20",
+                "--out",
+                str(out),
+                "--eval-samples",
+                "50",
+                "--eval-replicates",
+                "2",
+            ]
+        )
+        == 0
+    )
     before = load_checkpoint(out)
     assert train_cli.main(["--evaluate", "--out", str(out), "--eval-samples", "80", "--eval-replicates", "3"]) == 0
     after, sidecar = load_checkpoint(out), json.loads(out.with_suffix(".json").read_text())
     assert all(torch.equal(before["model"][k], after["model"][k]) for k in before["model"])
     assert sidecar["metric"]["samples"] == 80 and sidecar["metric"]["replicates"] == 3 and sidecar["steps"] == 20
-    assert after["metadata"]["metric"] == sidecar["metric"] and "--evaluate" in sidecar["metric"]["evaluated"]["command"]
+    assert (
+        after["metadata"]["metric"] == sidecar["metric"] and "--evaluate" in sidecar["metric"]["evaluated"]["command"]
+    )
     with pytest.raises(SystemExit, match="needs an inference export"):
         train_cli.main(["--evaluate", "--out", str(out) + ".state"])
 
@@ -244,11 +326,17 @@ def test_evaluate_judges_the_digits_bar_by_the_one_rule_in_metrics(monkeypatch):
     from ddimlib import metrics
 
     kind, model_config = train_cli.DIGITS_SMALL
-    trainer = Trainer(TrainConfig(dataset="digits", model=kind, model_config=model_config), torch.zeros(4, 1, 8, 8), device="cpu")
+    trainer = Trainer(
+        TrainConfig(dataset="digits", model=kind, model_config=model_config), torch.zeros(4, 1, 8, 8), device="cpu"
+    )
     seen = []
-    monkeypatch.setattr(metrics, "meets_quality_bar", lambda read, memorized=None: seen.append(read["fd_over_floor"]) or True)
+    monkeypatch.setattr(
+        metrics, "meets_quality_bar", lambda read, memorized=None: seen.append(read["fd_over_floor"]) or True
+    )
     metric = train_cli.evaluate(trainer.eps_model(), trainer.config, n=20, replicates=2, steps=5)
-    assert metric["meets_bar"] is True and seen == [metric["fd_over_floor"]] and metric["fd_over_floor"] > 1.2  # untrained
+    assert (
+        metric["meets_bar"] is True and seen == [metric["fd_over_floor"]] and metric["fd_over_floor"] > 1.2
+    )  # untrained
     assert metric["bar"] == metrics.QUALITY_BAR_RULE == "FD <= 1.2 x floor, or FD - floor within two standard errors"
 
 
@@ -273,7 +361,9 @@ def test_without_warm_up_a_short_run_keeps_its_random_start(moons):
     plain, warm = new_trainer(moons), new_trainer(moons, ema_warmup=10)
     plain.train(steps=30, progress=False)
     warm.train(steps=30, progress=False)
-    distance = lambda model, ref: sum(float((p.detach() - q.detach()).pow(2).sum()) for p, q in zip(model.parameters(), ref)) ** 0.5
+    distance = lambda model, ref: (
+        sum(float((p.detach() - q.detach()).pow(2).sum()) for p, q in zip(model.parameters(), ref)) ** 0.5
+    )
     model_weights = list(plain.model.parameters())
     assert distance(plain.ema.module, start) < 0.1 * distance(plain.ema.module, model_weights)
     assert distance(warm.ema.module, model_weights) < 0.5 * distance(warm.ema.module, start)

@@ -42,7 +42,7 @@ def attempt(answer: Callable, *args, **kwargs):
         return None
 
 
-def numbers_from(answer: Callable, cases, what: str) -> "torch.Tensor | Feedback":
+def numbers_from(answer: Callable, cases, what: str) -> torch.Tensor | Feedback:
     """The learner's answer called on each tuple of arguments in `cases`, as one float64 tensor; or the Feedback
     that ends the check: not attempted, or a return value that is not one number (`what` names it)."""
     got = []
@@ -53,15 +53,26 @@ def numbers_from(answer: Callable, cases, what: str) -> "torch.Tensor | Feedback
         try:
             got.append(float(value))
         except (TypeError, ValueError, RuntimeError):
-            return Feedback(False, f"✗ {what}: your function returned {type(value).__name__}; return one number, {what}.")
+            return Feedback(
+                False, f"✗ {what}: your function returned {type(value).__name__}; return one number, {what}."
+            )
     return torch.tensor(got, dtype=torch.float64)
 
 
-NOT_ATTEMPTED = Feedback(False, "Not attempted yet: write your answer in the cell above, run it, then run this check.", attempted=False)
+NOT_ATTEMPTED = Feedback(
+    False, "Not attempted yet: write your answer in the cell above, run it, then run this check.", attempted=False
+)
 
 
-def compare(what: str, got, expected: torch.Tensor, mistakes: Iterable[tuple[torch.Tensor, str]] = (),
-            rtol: float = 1e-6, atol: float = 1e-9, success: str = "") -> Feedback:
+def compare(
+    what: str,
+    got,
+    expected: torch.Tensor,
+    mistakes: Iterable[tuple[torch.Tensor, str]] = (),
+    rtol: float = 1e-6,
+    atol: float = 1e-9,
+    success: str = "",
+) -> Feedback:
     """Feedback on `got` against `expected` (the library's value): right, a known mistake, or off by how much.
 
     mistakes: (the value the mistake gives, the hint that explains it). Of those that `got` matches within a
@@ -81,19 +92,30 @@ def compare(what: str, got, expected: torch.Tensor, mistakes: Iterable[tuple[tor
             return Feedback(False, f"✗ {what}: shape {tuple(got.shape)}, expected {tuple(expected.shape)}.")
     if torch.allclose(got, expected, rtol=rtol, atol=atol):
         return Feedback(True, f"✓ {what}: correct." + (f" {success}" if success else ""))
-    loose = max(atol, 1e-3 * float(expected.abs().max()))  # a mistake is recognised, not reproduced: its path may amplify rounding
+    loose = max(
+        atol, 1e-3 * float(expected.abs().max())
+    )  # a mistake is recognised, not reproduced: its path may amplify rounding
     matched = []
     for value, hint in mistakes:
         value = torch.as_tensor(value, dtype=torch.float64).expand_as(expected)
         if torch.allclose(got, value, rtol=max(rtol, 1e-3), atol=loose):
             matched.append((float((got - value).abs().max()), hint))
     if matched:
-        return Feedback(False, f"✗ {what}: not yet. Hint: {min(matched, key=lambda distance_hint: distance_hint[0])[1]}")
+        return Feedback(
+            False, f"✗ {what}: not yet. Hint: {min(matched, key=lambda distance_hint: distance_hint[0])[1]}"
+        )
     error = (got - expected).abs()
     worst = int(error.flatten().argmax())
     if not torch.isfinite(got).all():
-        return Feedback(False, f"✗ {what}: your answer has NaN or infinite entries (first at flat index "
-                               f"{int((~torch.isfinite(got)).flatten().nonzero()[0])}); look for a division by zero or a negative square root.")
-    return Feedback(False, f"✗ {what}: off by up to {float(error.max()):.3g} (at flat index {worst}: yours "
-                           f"{float(got.flatten()[worst]):.6g}, expected {float(expected.flatten()[worst]):.6g}); "
-                           f"compare your formula with the equation term by term.")
+        return Feedback(
+            False,
+            f"✗ {what}: your answer has NaN or infinite entries (first at flat index "
+            f"{int((~torch.isfinite(got)).flatten().nonzero()[0])}); look for a division by zero or a negative square "
+            f"root.",
+        )
+    return Feedback(
+        False,
+        f"✗ {what}: off by up to {float(error.max()):.3g} (at flat index {worst}: yours "
+        f"{float(got.flatten()[worst]):.6g}, expected {float(expected.flatten()[worst]):.6g}); "
+        f"compare your formula with the equation term by term.",
+    )

@@ -26,7 +26,8 @@ LINEAR_BETAS = torch.linspace(1e-4, 0.02, 1000, dtype=torch.float64)
 
 HINT_DDPM_ALPHA = (
     "this is 1 - beta_t, what DDPM calls alpha_t: the notation trap. DDIM's alpha_t is DDPM's alpha-bar_t, the "
-    "product of (1 - beta_s) over every step s <= t: the share of the signal's power left after t steps, not after one."
+    "product of (1 - beta_s) over every step s <= t: the share of the signal's power left after t steps, not after "
+    "one."
 )
 HINT_NO_ALPHA_0 = (
     "your values are right but there are only T of them. The schedule is indexed by the paper's t = 0..T, so that "
@@ -37,7 +38,8 @@ HINT_CUMPROD_BETA = (
     "what survives a step is 1 - beta_t, and alpha_t multiplies those survivals."
 )
 HINT_SHIFTED = (
-    "alpha[1] is 1, so every alpha_t is one step late: alpha_t includes step t itself, prod over s = 1..t (not s < t), "
+    "alpha[1] is 1, so every alpha_t is one step late: alpha_t includes step t itself, prod over s = 1..t (not s < "
+    "t), "
     "and only alpha_0 = 1."
 )
 HINT_ALPHA_0 = (
@@ -55,7 +57,9 @@ def _one_schedule(answer: Callable, betas: torch.Tensor) -> Feedback:
     if got is None:
         return NOT_ATTEMPTED
     if hasattr(got, "alpha") and not isinstance(got, torch.Tensor):
-        return Feedback(False, f"✗ {what}: you returned a {type(got).__name__}; return the (T+1,) tensor of alpha_t itself.")
+        return Feedback(
+            False, f"✗ {what}: you returned a {type(got).__name__}; return the (T+1,) tensor of alpha_t itself."
+        )
     try:
         got = torch.as_tensor(got, dtype=torch.float64).detach().cpu()
     except (TypeError, ValueError, RuntimeError) as error:
@@ -65,13 +69,21 @@ def _one_schedule(answer: Callable, betas: torch.Tensor) -> Feedback:
     one = torch.ones(1, dtype=torch.float64)
     close = lambda value: got.shape == value.shape and torch.allclose(got, value, rtol=1e-5, atol=1e-12)
     if got.shape == (T,):  # T values: which ones?
-        for value, hint in [(torch.cumprod(1 - betas, 0), HINT_NO_ALPHA_0), (1 - betas, HINT_DDPM_ALPHA),
-                            (torch.cumprod(betas, 0), HINT_CUMPROD_BETA)]:
+        for value, hint in [
+            (torch.cumprod(1 - betas, 0), HINT_NO_ALPHA_0),
+            (1 - betas, HINT_DDPM_ALPHA),
+            (torch.cumprod(betas, 0), HINT_CUMPROD_BETA),
+        ]:
             if close(value):
                 return Feedback(False, f"✗ {what}: not yet. Hint: {hint}")
-        return Feedback(False, f"✗ {what}: shape ({T},), expected ({T + 1},): one alpha_t for each t = 0..T, with alpha[0] = 1.")
-    mistakes = [(torch.cat([one, 1 - betas]), HINT_DDPM_ALPHA), (torch.cat([one, torch.cumprod(betas, 0)]), HINT_CUMPROD_BETA),
-                (torch.cat([one, one, torch.cumprod(1 - betas, 0)[:-1]]), HINT_SHIFTED)]
+        return Feedback(
+            False, f"✗ {what}: shape ({T},), expected ({T + 1},): one alpha_t for each t = 0..T, with alpha[0] = 1."
+        )
+    mistakes = [
+        (torch.cat([one, 1 - betas]), HINT_DDPM_ALPHA),
+        (torch.cat([one, torch.cumprod(betas, 0)]), HINT_CUMPROD_BETA),
+        (torch.cat([one, one, torch.cumprod(1 - betas, 0)[:-1]]), HINT_SHIFTED),
+    ]
     feedback = compare(what, got, expected, mistakes, rtol=1e-5, atol=1e-12)
     if not feedback.passed and "Hint" not in feedback.message and got.shape == expected.shape and got[0] != 1:
         return Feedback(False, f"✗ {what}: not yet. Hint: {HINT_ALPHA_0}")
@@ -88,8 +100,11 @@ def check_alpha(my_alpha: Callable) -> Feedback:
         if not feedback.passed:
             return feedback
     alpha = schedule_from_betas(LINEAR_BETAS).alpha
-    return Feedback(True, f"✓ my_alpha: correct on both schedules. On DDPM's linear one alpha_T = {alpha[-1]:.2e}, while "
-                          f"every 1 - beta_t is at least {float(1 - LINEAR_BETAS.max()):.2f}.")
+    return Feedback(
+        True,
+        f"✓ my_alpha: correct on both schedules. On DDPM's linear one alpha_T = {alpha[-1]:.2e}, while "
+        f"every 1 - beta_t is at least {float(1 - LINEAR_BETAS.max()):.2f}.",
+    )
 
 
 def snr_crossing(T: int = 1000) -> int:
@@ -115,16 +130,28 @@ def check_snr_crossing(my_t) -> Feedback:
     snr = lambda s: float(alpha[s] / (1 - alpha[s]))
     answer = snr_crossing(1000)
     if t == answer:
-        return Feedback(True, f"✓ {what}: t = {t}, correct: SNR {snr(t - 1):.4f} at t = {t - 1}, {snr(t):.4f} at t = {t} "
-                              f"(alpha_t = {float(alpha[t]):.3f}). Half the signal's power is gone a quarter of the way "
-                              f"through the schedule; at t = 500 the SNR is {snr(500):.3f}.")
+        return Feedback(
+            True,
+            f"✓ {what}: t = {t}, correct: SNR {snr(t - 1):.4f} at t = {t - 1}, {snr(t):.4f} at t = {t} "
+            f"(alpha_t = {float(alpha[t]):.3f}). Half the signal's power is gone a quarter of the way "
+            f"through the schedule; at t = 500 the SNR is {snr(500):.3f}.",
+        )
     if t == answer - 1:
-        return Feedback(False, f"✗ {what}: not yet. Hint: at your t the SNR is {snr(t):.4f}, still at least 1. An answer one "
-                               f"too early usually comes from a 0-based index: in an array without alpha_0 (or in "
-                               f"alpha[1:]) position k holds t = k + 1. The paper's t starts at 1.")
+        return Feedback(
+            False,
+            f"✗ {what}: not yet. Hint: at your t the SNR is {snr(t):.4f}, still at least 1. An answer one "
+            f"too early usually comes from a 0-based index: in an array without alpha_0 (or in "
+            f"alpha[1:]) position k holds t = k + 1. The paper's t starts at 1.",
+        )
     if t == 1:
-        return Feedback(False, f"✗ {what}: not yet. Hint: at t = 1 the SNR is {snr(1):.0f}: x_1 is almost clean. If your "
-                               f"ratio was below 1 there, you computed the noise-to-signal ratio (1 - alpha_t) / alpha_t.")
+        return Feedback(
+            False,
+            f"✗ {what}: not yet. Hint: at t = 1 the SNR is {snr(1):.0f}: x_1 is almost clean. If your "
+            f"ratio was below 1 there, you computed the noise-to-signal ratio (1 - alpha_t) / alpha_t.",
+        )
     side = "already below 1: look earlier" if snr(t) < 1 else "still at least 1: look later"
-    return Feedback(False, f"✗ {what}: not yet. At your t = {t} the SNR alpha_t / (1 - alpha_t) is {snr(t):.4f}, {side}. "
-                           f"(alpha_t here is DDIM's: the cumulative product, linear_schedule(1000).alpha[t].)")
+    return Feedback(
+        False,
+        f"✗ {what}: not yet. At your t = {t} the SNR alpha_t / (1 - alpha_t) is {snr(t):.4f}, {side}. "
+        f"(alpha_t here is DDIM's: the cumulative product, linear_schedule(1000).alpha[t].)",
+    )

@@ -16,14 +16,19 @@ from functools import lru_cache
 import torch
 
 from ddimlib.exercises import NOT_ATTEMPTED, Feedback, attempt, compare
-from ddimlib.ode import decode, encode, euler_step, euler_step_sigma_squared, ode_sigma, observed_order, to_x_bar
+from ddimlib.ode import decode, encode, euler_step, euler_step_sigma_squared, observed_order, ode_sigma, to_x_bar
 from ddimlib.oracle import eight_gaussians
 from ddimlib.schedules import linear_schedule
 
 # (t, t_next) of the steps the step checks try: a middle decoding step (first: there every typical mistake is told
 # apart, within the loose tolerance of `compare`), the last (to t = 0), an encoding step, the first decoding step
 STEP_CASES = [(600, 400), (50, 0), (200, 400), (1000, 900)]
-RECONSTRUCTION_STEPS = (50, 100, 200, 400)  # S at which the reconstruction exponent is measured (first order shows from 50 on)
+RECONSTRUCTION_STEPS = (
+    50,
+    100,
+    200,
+    400,
+)  # S at which the reconstruction exponent is measured (first order shows from 50 on)
 RECONSTRUCTION_SAMPLES = 500
 
 
@@ -60,7 +65,14 @@ def _check_each_step(answer: Callable, reference: Callable, success: str) -> Fee
         if got is None:
             return NOT_ATTEMPTED
         expected, mistakes = reference(oracle, schedule, x_bar, *case)
-        feedback = compare(f"x_bar(t_next) for the step t = {case[0]} -> {case[1]}", _first(got), expected, mistakes, rtol=1e-9, atol=1e-12)
+        feedback = compare(
+            f"x_bar(t_next) for the step t = {case[0]} -> {case[1]}",
+            _first(got),
+            expected,
+            mistakes,
+            rtol=1e-9,
+            atol=1e-12,
+        )
         if not feedback.passed:
             return feedback
     return Feedback(True, success)
@@ -77,27 +89,48 @@ def check_euler_step(answer: Callable) -> Feedback:
         x = a.sqrt() * x_bar
         expected, eps = euler_step(oracle, x_bar, schedule, t, t_next)
         mistakes = [
-            (x_bar + (a_next - a) * eps,
-             "the step is taken in alpha; Eq. 14's time variable is sigma = sqrt((1 - alpha) / alpha), which runs from 0 at t = 0 "
-             "to about 157 at t = T, so the step is sigma(t_next) - sigma(t)."),
-            (x_bar + (sigma_next - sigma) * _eps(oracle, x_bar, t),
-             "the model was called on x_bar; it was trained on x_t, so convert first: x(t) = sqrt(alpha_t) x_bar(t) "
-             "= x_bar / sqrt(sigma^2 + 1), then eps_model(x, t)."),
-            (x_bar + ((1 - a_next).sqrt() - (1 - a).sqrt()) * eps,
-             "sqrt(1 - alpha) is the noise scale of x_t; x_bar = x / sqrt(alpha) carries noise sigma = sqrt((1 - alpha) / alpha), "
-             "and that sigma is the ODE's time."),
-            (x_bar + (sigma_next - sigma) * _eps(oracle, x, t_next),
-             "Euler's method evaluates the slope at the start of the step: the model at (x(t), t), not at t_next."),
-            (x_bar + (sigma - sigma_next) * eps,
-             "the sign of the step is reversed: d x_bar = eps d sigma, so the step is (sigma(t_next) - sigma(t)) eps, "
-             "negative when decoding (sigma falls), positive when encoding."),
-            (a_next.sqrt() * expected,
-             "you returned x(t_next); the step's result is x_bar(t_next) (divide by sqrt(alpha_{t_next}) to stay in the ODE's variables)."),
+            (
+                x_bar + (a_next - a) * eps,
+                "the step is taken in alpha; Eq. 14's time variable is sigma = sqrt((1 - alpha) / alpha), which runs "
+                "from 0 at t = 0 "
+                "to about 157 at t = T, so the step is sigma(t_next) - sigma(t).",
+            ),
+            (
+                x_bar + (sigma_next - sigma) * _eps(oracle, x_bar, t),
+                "the model was called on x_bar; it was trained on x_t, so convert first: x(t) = sqrt(alpha_t) "
+                "x_bar(t) "
+                "= x_bar / sqrt(sigma^2 + 1), then eps_model(x, t).",
+            ),
+            (
+                x_bar + ((1 - a_next).sqrt() - (1 - a).sqrt()) * eps,
+                "sqrt(1 - alpha) is the noise scale of x_t; x_bar = x / sqrt(alpha) carries noise sigma = sqrt((1 - "
+                "alpha) / alpha), "
+                "and that sigma is the ODE's time.",
+            ),
+            (
+                x_bar + (sigma_next - sigma) * _eps(oracle, x, t_next),
+                "Euler's method evaluates the slope at the start of the step: the model at (x(t), t), not at t_next.",
+            ),
+            (
+                x_bar + (sigma - sigma_next) * eps,
+                "the sign of the step is reversed: d x_bar = eps d sigma, so the step is (sigma(t_next) - sigma(t)) "
+                "eps, "
+                "negative when decoding (sigma falls), positive when encoding.",
+            ),
+            (
+                a_next.sqrt() * expected,
+                "you returned x(t_next); the step's result is x_bar(t_next) (divide by sqrt(alpha_{t_next}) to stay "
+                "in the ODE's variables).",
+            ),
         ]
         return expected, mistakes
 
-    return _check_each_step(answer, reference, f"✓ your Euler step agrees with ddimlib.ode.euler_step at {len(STEP_CASES)} steps "
-                                               "(t = 600 -> 400, 50 -> 0, 200 -> 400 (an encoding step) and 1000 -> 900).")
+    return _check_each_step(
+        answer,
+        reference,
+        f"✓ your Euler step agrees with ddimlib.ode.euler_step at {len(STEP_CASES)} steps "
+        "(t = 600 -> 400, 50 -> 0, 200 -> 400 (an encoding step) and 1000 -> 900).",
+    )
 
 
 @lru_cache(maxsize=1)
@@ -106,8 +139,10 @@ def reconstruction_reference() -> tuple[tuple[int, ...], tuple[float, ...], floa
     (seed 7), at S in RECONSTRUCTION_STEPS, and its observed order. Returns (steps, errors, order)."""
     schedule, oracle = _setting()
     x0 = oracle.sample(RECONSTRUCTION_SAMPLES, generator=torch.Generator().manual_seed(7))
-    errors = tuple(float((decode(oracle, schedule, encode(oracle, schedule, x0, S), S) - x0).norm(dim=1).mean())
-                   for S in RECONSTRUCTION_STEPS)
+    errors = tuple(
+        float((decode(oracle, schedule, encode(oracle, schedule, x0, S), S) - x0).norm(dim=1).mean())
+        for S in RECONSTRUCTION_STEPS
+    )
     return RECONSTRUCTION_STEPS, errors, observed_order(RECONSTRUCTION_STEPS, errors)
 
 
@@ -122,37 +157,68 @@ def check_reconstruction_exponent(predicted, measure: Callable | None) -> Feedba
     steps, reference_errors, reference = reconstruction_reference()
     errors = [attempt(measure, S) for S in steps] if measure is not None else [None]
     if any(e is None for e in errors):
-        return Feedback(False, f"Prediction noted (p = {float(predicted):g}). Not measured yet: write my_reconstruction_error(S), "
-                               "run it, then run this check again.", attempted=False)
+        return Feedback(
+            False,
+            f"Prediction noted (p = {float(predicted):g}). Not measured yet: write my_reconstruction_error(S), "
+            "run it, then run this check again.",
+            attempted=False,
+        )
     errors = [float(e) for e in errors]
     if min(errors) <= 0:
-        return Feedback(False, f"✗ your errors {', '.join(f'{e:.3g}' for e in errors)} include zero or a negative value: "
-                               "measure a distance, e.g. (x0_rec - x0).norm(dim=1).mean().")
+        return Feedback(
+            False,
+            f"✗ your errors {', '.join(f'{e:.3g}' for e in errors)} include zero or a negative value: "
+            "measure a distance, e.g. (x0_rec - x0).norm(dim=1).mean().",
+        )
     measured = observed_order(steps, errors)
     table = ", ".join(f"S={S}: {e:.2e}" for S, e in zip(steps, errors))
     if abs(measured - reference) > 0.15:
         if abs(measured - 2 * reference) < 0.3:
-            hint = ("you measured a squared error (an MSE, as the paper's Table 2 reports): squaring doubles the exponent. "
-                    "Measure the distance itself, e.g. (x0_rec - x0).norm(dim=1).mean().")
+            hint = (
+                "you measured a squared error (an MSE, as the paper's Table 2 reports): squaring doubles the "
+                "exponent. "
+                "Measure the distance itself, e.g. (x0_rec - x0).norm(dim=1).mean()."
+            )
         elif measured < 0.3:
-            hint = "your error hardly changes with S: encode and decode with the same S (and the same tau), and compare with the x0 you encoded."
+            hint = (
+                "your error hardly changes with S: encode and decode with the same S (and the same tau), and "
+                "compare with the x0 you encoded."
+            )
         else:
-            hint = "encode x0 with S steps, decode the latent with the same S steps, and average the distance to x0 over the data."
-        return Feedback(False, f"✗ your measurement ({table}) gives p = {measured:.2f}; the library's gives {reference:.2f}. Hint: {hint}")
+            hint = (
+                "encode x0 with S steps, decode the latent with the same S steps, and average the distance to x0 "
+                "over the data."
+            )
+        return Feedback(
+            False,
+            f"✗ your measurement ({table}) gives p = {measured:.2f}; the library's gives {reference:.2f}. "
+            f"Hint: {hint}",
+        )
     p = float(predicted)
     if abs(p - measured) <= 0.25:
-        return Feedback(True, f"✓ predicted p = {p:g}, measured {measured:.2f} ({table}). Euler's method is first order: each leg "
-                              "(encoding, then decoding) makes an error ~ C / S, so their sum does too. The paper's Table 2 reports "
-                              "the squared error, which falls as 1 / S^2.")
+        return Feedback(
+            True,
+            f"✓ predicted p = {p:g}, measured {measured:.2f} ({table}). Euler's method is first order: each leg "
+            "(encoding, then decoding) makes an error ~ C / S, so their sum does too. The paper's Table 2 reports "
+            "the squared error, which falls as 1 / S^2.",
+        )
     if abs(p - 2) < 0.3:
-        hint = ("p = 2 holds for the squared error (Table 2's MSE), or for a second-order solver; the distance itself, "
-                "after Euler steps, falls as 1 / S^p with p = Euler's order.")
+        hint = (
+            "p = 2 holds for the squared error (Table 2's MSE), or for a second-order solver; the distance itself, "
+            "after Euler steps, falls as 1 / S^p with p = Euler's order."
+        )
     elif abs(p - 0.5) < 0.2:
-        hint = "1 / sqrt(S) is the Monte Carlo rate of averaging S random draws; here nothing is random: the error is discretisation error."
+        hint = (
+            "1 / sqrt(S) is the Monte Carlo rate of averaging S random draws; here nothing is random: the error is "
+            "discretisation error."
+        )
     elif p <= 0.25:
         hint = "the error does shrink with S: look at your own measurement."
     else:
-        hint = "Euler's global error after S steps of size h ~ 1 / S is of order h^p for a method of order p; which order is Euler's?"
+        hint = (
+            "Euler's global error after S steps of size h ~ 1 / S is of order h^p for a method of order p; which "
+            "order is Euler's?"
+        )
     return Feedback(False, f"✗ predicted p = {p:g}, measured {measured:.2f} ({table}). Hint: {hint}")
 
 
@@ -166,19 +232,32 @@ def check_euler_step_sigma_squared(answer: Callable) -> Feedback:
         sigma, sigma_next = ode_sigma(a), ode_sigma(a_next)
         expected, eps = euler_step_sigma_squared(oracle, x_bar, schedule, t, t_next)
         mistakes = [
-            (euler_step(oracle, x_bar, schedule, t, t_next)[0],
-             "that is Euler in sigma, DDIM's step (Eq. 14). Eq. 15 steps in sigma^2: write the ODE as "
-             "d x_bar = eps / (2 sigma) d(sigma^2) and multiply the slope at the start by the change in sigma^2."),
-            (x_bar + (sigma_next**2 - sigma**2) / sigma * eps,
-             "the factor 1/2 is missing: d(sigma^2) = 2 sigma d sigma, so d x_bar / d(sigma^2) = eps / (2 sigma)."),
-            (x_bar + (sigma_next**2 - sigma**2) / (2 * sigma) * _eps(oracle, x_bar, t),
-             "the model was called on x_bar; convert first: x(t) = sqrt(alpha_t) x_bar(t), then eps_model(x, t)."),
-            (x_bar + (a - a_next) / (2 * (1 - a).sqrt()) * eps,
-             "1 - alpha is the noise variance of x_t; x_bar = x / sqrt(alpha) has noise variance sigma^2 = (1 - alpha) / alpha, "
-             "and that sigma^2 is Eq. 15's time variable."),
+            (
+                euler_step(oracle, x_bar, schedule, t, t_next)[0],
+                "that is Euler in sigma, DDIM's step (Eq. 14). Eq. 15 steps in sigma^2: write the ODE as "
+                "d x_bar = eps / (2 sigma) d(sigma^2) and multiply the slope at the start by the change in sigma^2.",
+            ),
+            (
+                x_bar + (sigma_next**2 - sigma**2) / sigma * eps,
+                "the factor 1/2 is missing: d(sigma^2) = 2 sigma d sigma, so d x_bar / d(sigma^2) = eps / (2 sigma).",
+            ),
+            (
+                x_bar + (sigma_next**2 - sigma**2) / (2 * sigma) * _eps(oracle, x_bar, t),
+                "the model was called on x_bar; convert first: x(t) = sqrt(alpha_t) x_bar(t), then eps_model(x, t).",
+            ),
+            (
+                x_bar + (a - a_next) / (2 * (1 - a).sqrt()) * eps,
+                "1 - alpha is the noise variance of x_t; x_bar = x / sqrt(alpha) has noise variance sigma^2 = (1 - "
+                "alpha) / alpha, "
+                "and that sigma^2 is Eq. 15's time variable.",
+            ),
         ]
         return expected, mistakes
 
-    return _check_each_step(answer, reference, f"✓ your Euler step in sigma^2 agrees with ddimlib.ode.euler_step_sigma_squared at "
-                                               f"{len(STEP_CASES)} steps. Note its last step, to sigma = 0: it moves x_bar by "
-                                               "-sigma(t)/2 * eps, half of DDIM's -sigma(t) * eps.")
+    return _check_each_step(
+        answer,
+        reference,
+        f"✓ your Euler step in sigma^2 agrees with ddimlib.ode.euler_step_sigma_squared at "
+        f"{len(STEP_CASES)} steps. Note its last step, to sigma = 0: it moves x_bar by "
+        "-sigma(t)/2 * eps, half of DDIM's -sigma(t) * eps.",
+    )

@@ -40,21 +40,44 @@ def check_ddim_step(answer: Callable) -> Feedback:
             return NOT_ATTEMPTED
         x0_pred = (x_t - (1 - a_t) ** 0.5 * eps) / a_t**0.5
         mistakes = [
-            (a_prev**0.5 * x0_pred + (1 - a_prev) ** 0.5 * eps + sigma * noise,
-             "the coefficient of the direction pointing to x_t is sqrt(1 - alpha_{t-1} - sigma_t^2), not sqrt(1 - alpha_{t-1}): "
-             "the random noise takes sigma_t^2 of x_{t-1}'s variance 1 - alpha_{t-1}, the direction gets the rest."),
-            (ddim_step(x_t, eps, a_t, a_prev, sigma).x_prev,
-             "the random-noise term sigma_t * noise is missing (it vanishes only where sigma_t = 0, at eta = 0)."),
-            (a_prev**0.5 * (x_t - (1 - a_t) ** 0.5 * eps) / a_t + (1 - a_prev - sigma**2) ** 0.5 * eps + sigma * noise,
-             "the predicted x0 divides by sqrt(alpha_t), not alpha_t: invert x_t = sqrt(alpha_t) x0 + sqrt(1 - alpha_t) eps."),
-            (a_prev * x0_pred + (1 - a_prev - sigma**2) ** 0.5 * eps + sigma * noise,
-             "the predicted x0 enters x_{t-1} scaled by sqrt(alpha_{t-1}), the marginal's mean coefficient, not alpha_{t-1}."),
+            (
+                a_prev**0.5 * x0_pred + (1 - a_prev) ** 0.5 * eps + sigma * noise,
+                "the coefficient of the direction pointing to x_t is sqrt(1 - alpha_{t-1} - sigma_t^2), not sqrt(1 - "
+                "alpha_{t-1}): "
+                "the random noise takes sigma_t^2 of x_{t-1}'s variance 1 - alpha_{t-1}, the direction gets the rest.",
+            ),
+            (
+                ddim_step(x_t, eps, a_t, a_prev, sigma).x_prev,
+                "the random-noise term sigma_t * noise is missing (it vanishes only where sigma_t = 0, at eta = 0).",
+            ),
+            (
+                a_prev**0.5 * (x_t - (1 - a_t) ** 0.5 * eps) / a_t
+                + (1 - a_prev - sigma**2) ** 0.5 * eps
+                + sigma * noise,
+                "the predicted x0 divides by sqrt(alpha_t), not alpha_t: invert x_t = sqrt(alpha_t) x0 + sqrt(1 - "
+                "alpha_t) eps.",
+            ),
+            (
+                a_prev * x0_pred + (1 - a_prev - sigma**2) ** 0.5 * eps + sigma * noise,
+                "the predicted x0 enters x_{t-1} scaled by sqrt(alpha_{t-1}), the marginal's mean coefficient, not "
+                "alpha_{t-1}.",
+            ),
         ]
-        results.append(compare(f"x_prev at t = {case[0]} -> {case[1]}, eta = {case[2]:g}", got,
-                               ddim_step(x_t, eps, a_t, a_prev, sigma, noise).x_prev, mistakes, rtol=1e-9, atol=1e-12))
+        results.append(
+            compare(
+                f"x_prev at t = {case[0]} -> {case[1]}, eta = {case[2]:g}",
+                got,
+                ddim_step(x_t, eps, a_t, a_prev, sigma, noise).x_prev,
+                mistakes,
+                rtol=1e-9,
+                atol=1e-12,
+            )
+        )
         if not results[-1].passed:
             return results[-1]
-    return Feedback(True, f"✓ ddim_step: correct at {len(results)} steps (t = 1000 -> 900 down to 20 -> 0; eta = 0, 0.5, 1).")
+    return Feedback(
+        True, f"✓ ddim_step: correct at {len(results)} steps (t = 1000 -> 900 down to 20 -> 0; eta = 0, 0.5, 1)."
+    )
 
 
 def _mistaken_sample(eps_model, alpha, tau, x_T, eta, generator, mistake: str):
@@ -69,17 +92,31 @@ def _mistaken_sample(eps_model, alpha, tau, x_T, eta, generator, mistake: str):
         eps = eps_model(x, torch.full((len(x),), i if mistake == "index" else t, dtype=torch.int64))
         a_t, a_prev = alpha[t].to(x.dtype), alpha[t_prev].to(x.dtype)
         sigma = sigma_eta(a_t, a_prev, eta)
-        noise = torch.randn(x.shape, generator=generator, dtype=x.dtype) if (float(sigma) > 0 and tau_full[i - 1] > 0) else None
+        noise = (
+            torch.randn(x.shape, generator=generator, dtype=x.dtype)
+            if (float(sigma) > 0 and tau_full[i - 1] > 0)
+            else None
+        )
         x = ddim_step(x, eps, a_t, a_prev, sigma, noise).x_prev
     return x
 
 
 @torch.no_grad()
-def check_sampler(answer: Callable, eps_model: Callable, schedule: Schedule, x_T: torch.Tensor,
-                  taus: Sequence[str] = ("linear", "quadratic"), steps: int = 10, etas: Sequence[float] = (0.0, 0.5)) -> Feedback:
-    """answer(eps_model, alpha, tau, x_T, eta, generator) -> x_0: DDIM on the subsequence tau (a list tau_1 < ... < tau_S = T),
-    drawing each step's noise as torch.randn(x.shape, generator=generator, dtype=x.dtype) in step order, and only on the
-    steps that add noise (sigma > 0 and not the last step, to t = 0). Compared with `ddimlib.sampling.sample` in float64
+def check_sampler(
+    answer: Callable,
+    eps_model: Callable,
+    schedule: Schedule,
+    x_T: torch.Tensor,
+    taus: Sequence[str] = ("linear", "quadratic"),
+    steps: int = 10,
+    etas: Sequence[float] = (0.0, 0.5),
+) -> Feedback:
+    """answer(eps_model, alpha, tau, x_T, eta, generator) -> x_0: DDIM on the subsequence tau (a list tau_1 < ... <
+    tau_S = T),
+    drawing each step's noise as torch.randn(x.shape, generator=generator, dtype=x.dtype) in step order, and only on
+    the
+    steps that add noise (sigma > 0 and not the last step, to t = 0). Compared with `ddimlib.sampling.sample` in
+    float64
     (a module is copied to float64), to 1e-8: in float32 the same arithmetic in another order drifts by ~1e-5 over ten
     steps of a UNet, more than any tolerance that would still catch a small mistake."""
     import copy
@@ -96,20 +133,45 @@ def check_sampler(answer: Callable, eps_model: Callable, schedule: Schedule, x_T
             got = attempt(answer, eps_model, schedule.alpha, tau, x_T.clone(), eta, torch.Generator().manual_seed(1))
             if got is None:
                 return NOT_ATTEMPTED
-            expected = sample(eps_model, schedule, x_T, None, eta=eta, tau=tau, generator=torch.Generator().manual_seed(1), progress=False)
+            expected = sample(
+                eps_model,
+                schedule,
+                x_T,
+                None,
+                eta=eta,
+                tau=tau,
+                generator=torch.Generator().manual_seed(1),
+                progress=False,
+            )
             mistakes = [
-                (_mistaken_sample(eps_model, schedule.alpha, tau, x_T, eta, torch.Generator().manual_seed(1), "index"),
-                 "the model takes the paper's timestep t = tau_i (e.g. 1000, 900, ...), not the step's index i (10, 9, ...)."),
-                (_mistaken_sample(eps_model, schedule.alpha, tau, x_T, eta, torch.Generator().manual_seed(1), "previous alpha"),
-                 "on a subsequence the step goes from tau_i to tau_{i-1}: the previous alpha is alpha[tau_{i-1}], not alpha[tau_i - 1] "
-                 "(the full chain's neighbour). Skipping steps is legal because q_sigma can be defined on tau (Appendix C.1)."),
+                (
+                    _mistaken_sample(
+                        eps_model, schedule.alpha, tau, x_T, eta, torch.Generator().manual_seed(1), "index"
+                    ),
+                    "the model takes the paper's timestep t = tau_i (e.g. 1000, 900, ...), not the step's index i "
+                    "(10, 9, ...).",
+                ),
+                (
+                    _mistaken_sample(
+                        eps_model, schedule.alpha, tau, x_T, eta, torch.Generator().manual_seed(1), "previous alpha"
+                    ),
+                    "on a subsequence the step goes from tau_i to tau_{i-1}: the previous alpha is alpha[tau_{i-1}], "
+                    "not alpha[tau_i - 1] "
+                    "(the full chain's neighbour). Skipping steps is legal because q_sigma can be defined on tau "
+                    "(Appendix C.1).",
+                ),
             ]
-            feedback = compare(f"x_0 on a {kind} tau, S = {steps}, eta = {eta:g}", got, expected, mistakes, rtol=1e-8, atol=1e-8)
+            feedback = compare(
+                f"x_0 on a {kind} tau, S = {steps}, eta = {eta:g}", got, expected, mistakes, rtol=1e-8, atol=1e-8
+            )
             if not feedback.passed:
                 return feedback
             checked += 1
-    return Feedback(True, f"✓ your sampler agrees with ddimlib.sampling.sample in {checked} runs ({', '.join(taus)} tau; "
-                          f"eta = {', '.join(f'{e:g}' for e in etas)}) to 1e-8 in float64.")
+    return Feedback(
+        True,
+        f"✓ your sampler agrees with ddimlib.sampling.sample in {checked} runs ({', '.join(taus)} tau; "
+        f"eta = {', '.join(f'{e:g}' for e in etas)}) to 1e-8 in float64.",
+    )
 
 
 def check_error_exponent(guess, steps: Sequence[int], errors: Sequence[float]) -> Feedback:
@@ -120,14 +182,26 @@ def check_error_exponent(guess, steps: Sequence[int], errors: Sequence[float]) -
         return NOT_ATTEMPTED
     measured = observed_order(steps, errors)
     if abs(float(guess) - measured) <= 0.3:
-        return Feedback(True, f"✓ predicted p = {float(guess):g}, measured {measured:.2f}: DDIM at eta = 0 is Euler's method for an ODE "
-                              f"(notebook 05), a first-order scheme: halving the step halves the error.")
+        return Feedback(
+            True,
+            f"✓ predicted p = {float(guess):g}, measured {measured:.2f}: DDIM at eta = 0 is Euler's method for an ODE "
+            f"(notebook 05), a first-order scheme: halving the step halves the error.",
+        )
     if abs(float(guess) - 0.5) < 0.15:
-        hint = "1/sqrt(S) is the Monte Carlo rate of an average of S random draws; this error is deterministic discretisation error."
+        hint = (
+            "1/sqrt(S) is the Monte Carlo rate of an average of S random draws; this error is deterministic "
+            "discretisation error."
+        )
     elif float(guess) >= 1.7:
-        hint = "a second-order method would give p = 2; Eq. 12 at eta = 0 is one Euler step in the variables of notebook 05."
+        hint = (
+            "a second-order method would give p = 2; Eq. 12 at eta = 0 is one Euler step in the variables of "
+            "notebook 05."
+        )
     elif abs(float(guess)) < 0.3:
         hint = "the error does shrink with S: the table above shows it at each S."
     else:
-        hint = "fit the slope of log(error) against log(S) from the table above, and think which numerical method Eq. 12 is."
+        hint = (
+            "fit the slope of log(error) against log(S) from the table above, and think which numerical method Eq. "
+            "12 is."
+        )
     return Feedback(False, f"✗ predicted p = {float(guess):g}, measured {measured:.2f}. Hint: {hint}")

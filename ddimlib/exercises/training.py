@@ -37,8 +37,14 @@ def _mistaken_loss(eps_model, x0: torch.Tensor, alpha: torch.Tensor, seed: int, 
         noise = torch.randn(x0.shape, generator=generator, dtype=x0.dtype)
         t = torch.randint(1, T + 1, (len(x0),), generator=generator)
     else:
-        t = torch.randint(0, T, (len(x0),), generator=generator) if mistake == "0-based t" else torch.randint(1, T + 1, (len(x0),), generator=generator)
-        noise = torch.randn(x0.shape, generator=generator, dtype=torch.float32 if mistake == "float32 eps" else x0.dtype).to(x0.dtype)
+        t = (
+            torch.randint(0, T, (len(x0),), generator=generator)
+            if mistake == "0-based t"
+            else torch.randint(1, T + 1, (len(x0),), generator=generator)
+        )
+        noise = torch.randn(
+            x0.shape, generator=generator, dtype=torch.float32 if mistake == "float32 eps" else x0.dtype
+        ).to(x0.dtype)
     a = alpha[t].reshape(-1, *([1] * (x0.ndim - 1)))
     if mistake == "alpha for sqrt(alpha)":
         x_t = a * x0 + (1 - a).sqrt() * noise
@@ -54,17 +60,23 @@ def _mistaken_loss(eps_model, x0: torch.Tensor, alpha: torch.Tensor, seed: int, 
 
 
 LOSS_MISTAKES = {
-    "alpha for sqrt(alpha)": "x_t = sqrt(alpha_t) x0 + sqrt(1 - alpha_t) eps (Eq. 4): alpha_t is the share of x_t's *variance* "
-                             "that comes from x0, so the coefficients are square roots; with alpha_t itself x_t's variance is no longer 1.",
-    "model at t - 1": "the paper's t runs 1..T and alpha[0] = 1 is clean data: the model must see the same t that picked alpha_t "
-                      "(yours sees t - 1; the loss is only ~0.1 % off, which no loss curve would show, but the samplers call it with t).",
-    "x0 target": "L_simple regresses the noise: the target is eps, the noise you added, not x0. The samplers of notebooks 04-05 "
-                 "read the network's output as eps_theta(x_t, t).",
-    "eps first": "draw t first, then eps, both from `generator` (the order l_simple uses), so that your batch is the same batch.",
-    "float32 eps": "draw eps in x0's dtype, torch.randn(x0.shape, generator=generator, dtype=x0.dtype): float32 and float64 "
-                   "draws from the same generator are different numbers.",
-    "sum over dimensions": "l_simple is the mean over the batch *and* the dimensions (a per-element mean); you summed over dimensions, "
-                           "which multiplies the loss by D.",
+    "alpha for sqrt(alpha)": "x_t = sqrt(alpha_t) x0 + sqrt(1 - alpha_t) eps (Eq. 4): alpha_t is the share of x_t's "
+    "*variance* "
+    "that comes from x0, so the coefficients are square roots; with alpha_t itself x_t's variance is no longer 1.",
+    "model at t - 1": "the paper's t runs 1..T and alpha[0] = 1 is clean data: the model must see the same t that "
+    "picked alpha_t (yours sees t - 1; the loss is only ~0.1 % off, which no loss curve would show, but the samplers "
+    "call it with t).",
+    "x0 target": "L_simple regresses the noise: the target is eps, the noise you added, not x0. The samplers of "
+    "notebooks 04-05 "
+    "read the network's output as eps_theta(x_t, t).",
+    "eps first": "draw t first, then eps, both from `generator` (the order l_simple uses), so that your batch is the "
+    "same batch.",
+    "float32 eps": "draw eps in x0's dtype, torch.randn(x0.shape, generator=generator, dtype=x0.dtype): float32 and "
+    "float64 "
+    "draws from the same generator are different numbers.",
+    "sum over dimensions": "l_simple is the mean over the batch *and* the dimensions (a per-element mean); you summed "
+    "over dimensions, "
+    "which multiplies the loss by D.",
 }
 LOSS_MISTAKES["0-based t"] = LOSS_MISTAKES["model at t - 1"]
 LOSS_MISTAKES["alpha and 1 - alpha"] = LOSS_MISTAKES["alpha for sqrt(alpha)"]
@@ -88,23 +100,37 @@ def check_l_simple(answer: Callable) -> Feedback:
         try:
             got = torch.as_tensor(got, dtype=torch.float64).detach()
         except (TypeError, ValueError, RuntimeError) as error:
-            return Feedback(False, f"✗ L_simple: your answer is not a number or tensor ({type(error).__name__}: {error}).")
+            return Feedback(
+                False, f"✗ L_simple: your answer is not a number or tensor ({type(error).__name__}: {error})."
+            )
         if got.numel() == 1 and not torch.allclose(got.reshape(()), expected, rtol=1e-9, atol=0):
-            again = torch.as_tensor(attempt(answer, eps_model, x0.clone(), schedule, torch.Generator().manual_seed(seed)), dtype=torch.float64)
+            again = torch.as_tensor(
+                attempt(answer, eps_model, x0.clone(), schedule, torch.Generator().manual_seed(seed)),
+                dtype=torch.float64,
+            )
             if not torch.equal(again.reshape(()), got.reshape(())):
-                return Feedback(False, "✗ L_simple: not yet. Hint: two calls with identically seeded generators gave different losses: "
-                                       "draw t and eps from `generator` (generator=generator), not from the global random state.")
+                return Feedback(
+                    False,
+                    "✗ L_simple: not yet. Hint: two calls with identically seeded generators gave different losses: "
+                    "draw t and eps from `generator` (generator=generator), not from the global random state.",
+                )
             for mistake, hint in LOSS_MISTAKES.items():  # matched tightly: a 0-based t is only ~0.1 % off
-                if torch.allclose(got.reshape(()), _mistaken_loss(eps_model, x0, schedule.alpha, seed, mistake), rtol=1e-9, atol=0):
+                if torch.allclose(
+                    got.reshape(()), _mistaken_loss(eps_model, x0, schedule.alpha, seed, mistake), rtol=1e-9, atol=0
+                ):
                     return Feedback(False, f"✗ L_simple: not yet. Hint: {hint}")
         feedback = compare(f"L_simple with generator seed {seed}", got, expected, rtol=1e-9, atol=1e-12)
         if not feedback.passed:
             return feedback
         values.append(float(expected))
-    return Feedback(True, f"✓ L_simple: correct, the same as ddimlib.objective.l_simple on the same generator "
-                          f"({', '.join(f'{v:.4f}' for v in values)} for seeds {', '.join(map(str, LOSS_SEEDS))}). The eps_model here is the "
-                          f"exact denoiser E[eps | x_t] of the eight Gaussians, so this is the irreducible part of the loss, "
-                          f"E|eps - E[eps | x_t]|^2 per dimension, that no network trained on this set can go below.")
+    return Feedback(
+        True,
+        f"✓ L_simple: correct, the same as ddimlib.objective.l_simple on the same generator "
+        f"({', '.join(f'{v:.4f}' for v in values)} for seeds {', '.join(map(str, LOSS_SEEDS))}). The eps_model here "
+        f"is the "
+        f"exact denoiser E[eps | x_t] of the eight Gaussians, so this is the irreducible part of the loss, "
+        f"E|eps - E[eps | x_t]|^2 per dimension, that no network trained on this set can go below.",
+    )
 
 
 # ---------------------------------------------------------------- Exercise 2: the floor, with and without replacement
@@ -131,21 +157,30 @@ def _index_mistake(answer: Callable) -> str | None:
         if int(got.min()) < 0 or int(got.max()) >= pool_size:
             return f"indices must lie in 0..pool_size - 1 = {pool_size - 1}; got {int(got.min())}..{int(got.max())}."
         if got.unique().numel() < n:
-            return ("your draw repeats an item: that is drawing *with* replacement (the i.i.d. floor of section 4.1). "
-                    "Without replacement each digit appears at most once: e.g. the first n of a random permutation of the pool.")
+            return (
+                "your draw repeats an item: that is drawing *with* replacement (the i.i.d. floor of section 4.1). "
+                "Without replacement each digit appears at most once: e.g. the first n of a random permutation of the "
+                "pool."
+            )
         again = torch.as_tensor(attempt(answer, pool_size, n, torch.Generator().manual_seed(0)))
         if not torch.equal(again, got):
-            return "two identically seeded generators gave different draws: draw from `generator` (generator=generator)."
+            return (
+                "two identically seeded generators gave different draws: draw from `generator` (generator=generator)."
+            )
         checks.append(got)
     counts = torch.zeros(20)
     generator = torch.Generator().manual_seed(1)
     draws = [torch.as_tensor(answer(20, 5, generator)) for _ in range(400)]
-    same_subset = ("every draw is the same subset: its FD would have no spread at all, a floor of one draw. "
-                   "Draw a new random subset each time (advance the generator).")
+    same_subset = (
+        "every draw is the same subset: its FD would have no spread at all, a floor of one draw. "
+        "Draw a new random subset each time (advance the generator)."
+    )
     if all(torch.equal(d, draws[0]) for d in draws):
         return same_subset
     if max(int(d.max()) for d in draws) < 5:
-        return "your indices come only from 0..n - 1 (a permutation of the first n items): draw from all pool_size items."
+        return (
+            "your indices come only from 0..n - 1 (a permutation of the first n items): draw from all pool_size items."
+        )
     if all(torch.equal(d.sort().values, draws[0].sort().values) for d in draws):
         return same_subset
     for d in draws:
@@ -168,7 +203,11 @@ def check_floor_prediction(prediction: dict | None, answer: Callable) -> Feedbac
     if prediction is None:
         return NOT_ATTEMPTED
     if not isinstance(prediction, dict) or set(prediction) != set(FLOOR_SIZES):
-        return Feedback(False, f"✗ write the prediction as a dict {{300: ratio, 1250: ratio}}, e.g. {{300: 0.5, 1250: 0.5}}; got {prediction!r}.")
+        return Feedback(
+            False,
+            f"✗ write the prediction as a dict {{300: ratio, 1250: ratio}}, e.g. {{300: 0.5, 1250: 0.5}}; got "
+            f"{prediction!r}.",
+        )
     mistake = _index_mistake(answer)
     if mistake == "not attempted":
         return NOT_ATTEMPTED
@@ -176,39 +215,74 @@ def check_floor_prediction(prediction: dict | None, answer: Callable) -> Feedbac
         return Feedback(False, f"✗ your draw without replacement: not yet. Hint: {mistake}")
     classifier = load_classifier()
     train = load_digits("train")
-    pool, reference, labels = classifier_features(train.images, classifier), classifier_features(load_digits("test").images, classifier), train.labels
+    pool, reference, labels = (
+        classifier_features(train.images, classifier),
+        classifier_features(load_digits("test").images, classifier),
+        train.labels,
+    )
     N, generator, rows, wrong = len(pool), torch.Generator().manual_seed(0), [], []
     for n in FLOOR_SIZES:
-        without = torch.tensor([frechet_distance(pool[torch.as_tensor(answer(N, n, generator))], reference) for _ in range(FLOOR_DRAWS)])
+        without = torch.tensor(
+            [frechet_distance(pool[torch.as_tensor(answer(N, n, generator))], reference) for _ in range(FLOOR_DRAWS)]
+        )
         with_ = floor_draws(n, FLOOR_DRAWS, seed=n, classifier=classifier)["fd"]
         ratio = float(without.mean() / with_.mean())
-        se = ratio * (float(without.var()) / FLOOR_DRAWS / float(without.mean()) ** 2 + float(with_.var()) / FLOOR_DRAWS / float(with_.mean()) ** 2) ** 0.5
+        se = (
+            ratio
+            * (
+                float(without.var()) / FLOOR_DRAWS / float(without.mean()) ** 2
+                + float(with_.var()) / FLOOR_DRAWS / float(with_.mean()) ** 2
+            )
+            ** 0.5
+        )
         p = float((labels == 0).double().mean())  # a class's share, ~1/10
         class_sd_without = (n * p * (1 - p) * (N - n) / (N - 1)) ** 0.5  # hypergeometric
         class_sd_with = (n * p * (1 - p)) ** 0.5  # binomial
         guess = float(prediction[n])
         close = abs(guess - ratio) <= PREDICTION_TOLERANCE + 2 * se
-        rows.append(f"  n = {n:5,d}: two draws share {n / N:4.0%} of their images, (N - n)/(N - 1) = {(N - n) / (N - 1):.2f}; "
-                    f"a class's count varies by ±{class_sd_without:4.1f} without replacement, ±{class_sd_with:4.1f} with. FD without {float(without.mean()):5.2f} (sd {float(without.std()):4.2f}), "
-                    f"with {float(with_.mean()):5.2f} (sd {float(with_.std()):4.2f}): ratio {ratio:.2f} ± {se:.2f}; "
-                    f"you predicted {guess:.2f} {'✓' if close else '✗'}")
+        rows.append(
+            f"  n = {n:5,d}: two draws share {n / N:4.0%} of their images, (N - n)/(N - 1) = {(N - n) / (N - 1):.2f}; "
+            f"a class's count varies by ±{class_sd_without:4.1f} without replacement, ±{class_sd_with:4.1f} with. FD "
+            f"without {float(without.mean()):5.2f} (sd {float(without.std()):4.2f}), "
+            f"with {float(with_.mean()):5.2f} (sd {float(with_.std()):4.2f}): ratio {ratio:.2f} ± {se:.2f}; "
+            f"you predicted {guess:.2f} {'✓' if close else '✗'}"
+        )
         if not close:
             wrong.append((n, guess, ratio))
-    why = ("Why: n digits drawn without replacement from the N = 1,297 are pinned to the training set. Any two such draws share a "
-           "fraction n/N of their images, and the variance of a draw's mean, and of each class's count, is (N - n)/(N - 1) times "
-           "that of n independent draws: the class mix freezes as n nears N. FD adds up the squared errors of the mean and the "
-           "covariance, so its sampling part shrinks with that factor, and near n = N what is left is the gap between the training "
-           "and held-out splits alone: lower and steadier than n independent draws (a generator's samples) can score.")
+    why = (
+        "Why: n digits drawn without replacement from the N = 1,297 are pinned to the training set. Any two such "
+        "draws share a "
+        "fraction n/N of their images, and the variance of a draw's mean, and of each class's count, is (N - n)/(N - "
+        "1) times "
+        "that of n independent draws: the class mix freezes as n nears N. FD adds up the squared errors of the mean "
+        "and the "
+        "covariance, so its sampling part shrinks with that factor, and near n = N what is left is the gap between "
+        "the training "
+        "and held-out splits alone: lower and steadier than n independent draws (a generator's samples) can score."
+    )
     table = "\n".join(rows)
     if not wrong:
-        return Feedback(True, f"✓ your draw is right and your predictions are within {PREDICTION_TOLERANCE} (plus two standard errors) "
-                              f"of the measured ratios:\n{table}\n{why}")
+        return Feedback(
+            True,
+            f"✓ your draw is right and your predictions are within {PREDICTION_TOLERANCE} (plus two standard errors) "
+            f"of the measured ratios:\n{table}\n{why}",
+        )
     n, guess, ratio = wrong[0]
-    direction = "above 1: drawing without replacement can only remove the sampling noise that drawing with replacement has" if guess > 1 else (
-        "too far below: at this n the draws overlap less than you assumed" if guess < ratio else
-        "too close to 1: at this n the draws overlap more than you assumed")
-    return Feedback(False, f"✗ your draw is right, but at n = {n:,} you predicted {guess:.2f} and measured {ratio:.2f}. Hint: {direction}.\n"
-                           f"{table}\nThink about the shared images and the class mix, then predict again.")
+    direction = (
+        "above 1: drawing without replacement can only remove the sampling noise that drawing with replacement has"
+        if guess > 1
+        else (
+            "too far below: at this n the draws overlap less than you assumed"
+            if guess < ratio
+            else "too close to 1: at this n the draws overlap more than you assumed"
+        )
+    )
+    return Feedback(
+        False,
+        f"✗ your draw is right, but at n = {n:,} you predicted {guess:.2f} and measured {ratio:.2f}. Hint: "
+        f"{direction}.\n"
+        f"{table}\nThink about the shared images and the class mix, then predict again.",
+    )
 
 
 # ---------------------------------------------------------------- Exercise 3: the EMA of the weights
@@ -220,7 +294,9 @@ EMA_STEPS = 60
 
 def _ema_inputs():
     generator = torch.Generator().manual_seed(0)
-    return torch.randn(4, generator=generator, dtype=torch.float64), torch.randn(EMA_STEPS, 4, generator=generator, dtype=torch.float64)
+    return torch.randn(4, generator=generator, dtype=torch.float64), torch.randn(
+        EMA_STEPS, 4, generator=generator, dtype=torch.float64
+    )
 
 
 def _run_ema(update: Callable, ema: torch.Tensor, weights: torch.Tensor, decay: float):
@@ -241,31 +317,47 @@ def _returns_none(answer: Callable, *args) -> bool:
 
 
 def check_ema(answer: Callable) -> Feedback:
-    """answer(ema, weights, decay) -> the new EMA, ema + (1 - decay) (weights - ema) (what `ddimlib.training.Trainer` applies
-    after every step, to every parameter, from a copy of the weights at the first step). Run for EMA_STEPS steps on fixed
+    """answer(ema, weights, decay) -> the new EMA, ema + (1 - decay) (weights - ema) (what
+    `ddimlib.training.Trainer` applies
+    after every step, to every parameter, from a copy of the weights at the first step). Run for EMA_STEPS steps on
+    fixed
     float64 weights and compared with the closed form decay^K ema_0 + sum_k (1 - decay) decay^(K - k) w_k."""
     ema_0, weights = _ema_inputs()
     if attempt(answer, ema_0.clone(), weights[0].clone(), EMA_DECAY) is None:
         if callable(answer) and _returns_none(answer, ema_0.clone(), weights[0].clone(), EMA_DECAY):
-            return Feedback(False, "✗ the EMA: your function returned None. Return the new EMA (an in-place update must return it too).")
+            return Feedback(
+                False,
+                "✗ the EMA: your function returned None. Return the new EMA (an in-place update must return it too).",
+            )
         return NOT_ATTEMPTED
     got = _run_ema(lambda e, w, d: answer(e, w.clone(), d), ema_0.clone(), weights, EMA_DECAY)
     K, d = len(weights), EMA_DECAY
     powers = d ** torch.arange(K - 1, -1, -1, dtype=torch.float64)  # decay^(K - k), k = 1..K
     expected = d**K * ema_0 + (1 - d) * (powers[:, None] * weights).sum(0)
     mistakes = [
-        (_run_ema(lambda e, w, dd: (1 - dd) * e + dd * w, ema_0, weights, d),
-         "decay weighs the *old* average: ema <- decay * ema + (1 - decay) * weights. Swapped, the EMA keeps only a share "
-         "1 - decay of its past and follows the raw weights almost step for step."),
-        (_run_ema(lambda e, w, dd: dd * e + w, ema_0, weights, d),
-         "the new weights enter with the factor (1 - decay), so that the shares add up to 1; without it the average grows "
-         "like 1 / (1 - decay)."),
+        (
+            _run_ema(lambda e, w, dd: (1 - dd) * e + dd * w, ema_0, weights, d),
+            "decay weighs the *old* average: ema <- decay * ema + (1 - decay) * weights. Swapped, the EMA keeps only "
+            "a share "
+            "1 - decay of its past and follows the raw weights almost step for step.",
+        ),
+        (
+            _run_ema(lambda e, w, dd: dd * e + w, ema_0, weights, d),
+            "the new weights enter with the factor (1 - decay), so that the shares add up to 1; without it the "
+            "average grows "
+            "like 1 / (1 - decay).",
+        ),
     ]
     feedback = compare(f"the EMA after {K} steps at decay {d}", got, expected, mistakes, rtol=1e-9, atol=1e-12)
     if not feedback.passed:
         return feedback
-    share = float(_run_ema(answer, torch.ones(1, dtype=torch.float64),
-                           torch.zeros(1500, 1, dtype=torch.float64), 0.999))
-    return Feedback(True, f"✓ the EMA: correct after {K} steps. Run from weights 1 with the weights then held at 0, your update "
-                          f"leaves {share:.3f} of the start after 1,500 steps at decay 0.999 (= 0.999^1500): the share of the random "
-                          f"initialisation that section 3's short run would still carry in its EMA, and why it samples from the raw weights.")
+    share = float(
+        _run_ema(answer, torch.ones(1, dtype=torch.float64), torch.zeros(1500, 1, dtype=torch.float64), 0.999)
+    )
+    return Feedback(
+        True,
+        f"✓ the EMA: correct after {K} steps. Run from weights 1 with the weights then held at 0, your update "
+        f"leaves {share:.3f} of the start after 1,500 steps at decay 0.999 (= 0.999^1500): the share of the random "
+        f"initialisation that section 3's short run would still carry in its EMA, and why it samples from the raw "
+        f"weights.",
+    )
