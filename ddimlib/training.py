@@ -3,8 +3,8 @@
 - Objective: DDPM's L_simple (L_gamma with gamma = 1, t uniform on 1..T), which by Theorem 1 of
   Song, Meng & Ermon, "Denoising Diffusion Implicit Models", ICLR 2021, arXiv:2010.02502 trains a
   model for every sampler of notebooks 04-05 at once (see notebooks/02_unified_objective.ipynb).
-- AdamW (fused), gradient clipping, EMA weights (kept in a torch.optim.swa_utils.AveragedModel, updated by
-  one fused lerp per step), a budget in steps and/or minutes, a tqdm bar with loss and steps/s.
+- AdamW (fused), gradient clipping, EMA weights (a frozen copy of the model, updated by one fused lerp per step),
+  a budget in steps and/or minutes, a tqdm bar with loss and steps/s.
 - Device: CUDA, then Apple MPS, then CPU, unless given; bf16 autocast on CUDA; optionally a
   torch.compile'd forward pass (TrainConfig.compile), falling back to eager where compiling fails.
 - Several processes (torchrun): given a ddimlib.distributed.World, the model is wrapped in DistributedDataParallel;
@@ -22,6 +22,7 @@ Taught in notebooks/03_training.ipynb; driven from the shell by `python -m ddiml
 
 from __future__ import annotations
 
+import copy
 import json
 import time
 import warnings
@@ -29,7 +30,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
-from torch.optim.swa_utils import AveragedModel
 from tqdm.auto import tqdm
 
 from ddimlib._validate import require_choice, require_int
@@ -100,7 +100,7 @@ class Trainer:
         self.device = pick_device(device)
         torch.manual_seed(config.seed)  # the model's initial weights, the same in every process
         self.model = build_model(config.model, config.model_config).to(self.device)
-        self.ema = AveragedModel(self.model)  # holds the EMA weights; updated by _update_ema, not by update_parameters
+        self.ema = copy.deepcopy(self.model).requires_grad_(False)  # the EMA weights: a frozen copy (_update_ema)
         # fused AdamW: one kernel per step, its step counts on the device (the default keeps them on the host and
         # reads them with item()); PyTorch fuses on these device types, not on meta. A checkpoint written before
         # this choice resumes with the unfused optimizer it saved (load_state_dict restores the group's settings).
@@ -139,16 +139,13 @@ class Trainer:
 
     @torch.no_grad()
     def _update_ema(self) -> None:
-        """EMA of the weights: a copy at the first step, then ema <- ema + (1 - decay) (weights - ema).
-
-        The same update as AveragedModel with get_ema_multi_avg_fn, whose update_parameters copies its
-        step count n_averaged (a CPU tensor) to the device at every step, a copy that waits for the device."""
-        ema, current = list(self.ema.module.parameters()), list(self.model.parameters())
+        """EMA of the weights: a copy at the first step, then ema <- ema + (1 - decay) (weights - ema), one fused lerp
+        over all the parameters (no read-back: the decay is a Python float)."""
+        ema, current = list(self.ema.parameters()), list(self.model.parameters())
         if self.step == 0:
             torch._foreach_copy_(ema, current)
         else:
             torch._foreach_lerp_(ema, current, 1 - self.ema_decay_at(self.step))
-        self.ema.n_averaged += 1
 
     def ema_decay_at(self, step: int) -> float:
         """The EMA's decay at `step`: ema_decay, or with ema_warmup = w > 0, min(ema_decay, (1 + step) / (w + step)).
@@ -298,7 +295,7 @@ class Trainer:
 
     def eps_model(self, ema: bool = True) -> torch.nn.Module:
         """The trained noise predictor in eval mode (the EMA weights by default)."""
-        model = self.ema.module if ema else self.model
+        model = self.ema if ema else self.model
         return model.eval()
 
     # ------------------------------------------------------------ checkpoints
@@ -309,7 +306,7 @@ class Trainer:
             "kind": "training",
             "config": asdict(self.config),
             "model": self.model.state_dict(),
-            "ema": self.ema.state_dict(),
+            "ema": ema_state(self.ema, self.step),
             "optimizer": self.optimizer.state_dict(),
             "step": self.step,
             "generator": self.generator.get_state(),
@@ -334,7 +331,7 @@ class Trainer:
             raise ValueError(f"{path} is an inference export (EMA weights only) and cannot be resumed; use load_model")
         trainer = cls(TrainConfig(**state["config"]), data, device, world)
         load_weights(trainer.model, state["model"], path)
-        trainer.ema.load_state_dict(state["ema"])
+        load_weights(trainer.ema, ema_weights(state["ema"]), path)
         trainer.optimizer.load_state_dict(state["optimizer"])
         trainer.step = int(state["step"])
         trainer.generator.set_state(state["generator"])
@@ -352,11 +349,23 @@ class Trainer:
             "format": CHECKPOINT_FORMAT,
             "kind": "inference",
             "config": asdict(self.config),
-            "model": {k: v.float() for k, v in self.ema.module.state_dict().items()},
+            "model": {k: v.float() for k, v in self.ema.state_dict().items()},
             "step": self.step,
             "metadata": json.loads(json.dumps(metadata or {})),  # plain containers only, loadable with weights_only
         }
         return save_atomic(state, path)
+
+
+def ema_state(ema: torch.nn.Module, step: int) -> dict:
+    """The EMA's entry of a training checkpoint, in the layout that torch.optim.swa_utils.AveragedModel writes (and
+    that this package wrote when it kept the EMA in one): the weights under "module.", the count of updates in
+    "n_averaged". Checkpoints of either kind load the same (ema_weights)."""
+    return {f"module.{k}": v for k, v in ema.state_dict().items()} | {"n_averaged": torch.tensor(step)}
+
+
+def ema_weights(entry: dict) -> dict:
+    """The EMA weights of a training checkpoint's "ema" entry (ema_state's layout)."""
+    return {k.removeprefix("module."): v for k, v in entry.items() if k.startswith("module.")}
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu", expect_model: str | None = None):
@@ -370,7 +379,7 @@ def load_model(path: str | Path, device: str | torch.device = "cpu", expect_mode
         raise ValueError(f"{path} holds a {config.model!r} model, expected {expect_model!r}")
     model = build_model(config.model, config.model_config)
     if state["kind"] == "training":
-        weights = {k.removeprefix("module."): v for k, v in state["ema"].items() if k.startswith("module.")}
+        weights = ema_weights(state["ema"])
     else:
         weights = state["model"]
     load_weights(model, weights, path)

@@ -70,7 +70,7 @@ def test_one_training_step_runs_on_the_meta_device():
     trainer = Trainer(config, torch.zeros(16, *SHAPE), device="meta")
     loss = trainer._train_step()
     assert loss.device.type == "meta" and loss.shape == () and trainer.step == 1
-    assert all(p.device.type == "meta" for p in trainer.ema.module.parameters())
+    assert all(p.device.type == "meta" for p in trainer.ema.parameters())
 
 
 @pytest.fixture

@@ -243,9 +243,9 @@ def test_the_ema_is_a_copy_then_an_exponential_average_of_the_weights():
         trainer.train(steps=1, progress=False)
         weights = [p.detach().clone() for p in trainer.model.parameters()]
         expected = weights if expected is None else [0.9 * e + 0.1 * w for e, w in zip(expected, weights)]
-    for ema, e in zip(trainer.ema.module.parameters(), expected):
+    for ema, e in zip(trainer.ema.parameters(), expected):
         assert torch.allclose(ema, e, atol=1e-7)
-    assert int(trainer.ema.n_averaged) == 4
+    assert int(trainer.state()["ema"]["n_averaged"]) == 4
 
 
 def test_a_failing_evaluation_keeps_the_finished_run_and_exits_non_zero(tmp_path, monkeypatch, capsys):
@@ -350,7 +350,7 @@ def test_the_ema_warm_up_follows_its_formula_step_by_step(moons):
         weights = [p.detach().clone() for p in trainer.model.parameters()]
         decay = min(0.9, (1 + n) / (10 + n))
         expected = weights if n == 0 else [decay * e + (1 - decay) * w for e, w in zip(expected, weights)]
-    for e, got in zip(expected, trainer.ema.module.parameters()):
+    for e, got in zip(expected, trainer.ema.parameters()):
         torch.testing.assert_close(got, e, rtol=1e-6, atol=1e-7)
     assert trainer.ema_decay_at(5) == 6 / 15 and trainer.ema_decay_at(10_000) == 0.9
 
@@ -365,8 +365,8 @@ def test_without_warm_up_a_short_run_keeps_its_random_start(moons):
         sum(float((p.detach() - q.detach()).pow(2).sum()) for p, q in zip(model.parameters(), ref)) ** 0.5
     )
     model_weights = list(plain.model.parameters())
-    assert distance(plain.ema.module, start) < 0.1 * distance(plain.ema.module, model_weights)
-    assert distance(warm.ema.module, model_weights) < 0.5 * distance(warm.ema.module, start)
+    assert distance(plain.ema, start) < 0.1 * distance(plain.ema, model_weights)
+    assert distance(warm.ema, model_weights) < 0.5 * distance(warm.ema, start)
 
 
 def test_a_run_saved_every_k_steps_resumes_exactly_from_its_last_save(moons, tmp_path):
@@ -384,3 +384,26 @@ def test_a_run_saved_every_k_steps_resumes_exactly_from_its_last_save(moons, tmp
     assert resumed.losses == straight.losses
     with pytest.raises(ValueError, match="save_every needs save_to"):
         killed.train(steps=1, progress=False, save_every=3)
+
+
+def test_the_ema_keeps_the_checkpoint_layout_of_averaged_model(moons, tmp_path):
+    """The EMA is a frozen copy now; checkpoints keep the layout that torch's AveragedModel wrote (the EMA's earlier
+    home), so a state written before the change resumes with the same EMA, and the new one loads into AveragedModel."""
+    from torch.optim.swa_utils import AveragedModel
+
+    trainer = new_trainer(moons)
+    trainer.train(steps=5, progress=False)
+    old = AveragedModel(
+        trainer.model
+    )  # what the trainer used to hold: its module the EMA weights, n_averaged the count
+    old.module.load_state_dict(trainer.ema.state_dict())
+    old.n_averaged.fill_(5)
+    state = trainer.state() | {"ema": old.state_dict()}
+    assert state["ema"].keys() == trainer.state()["ema"].keys()
+    torch.save(state, tmp_path / "old.state")
+    resumed = Trainer.resume(tmp_path / "old.state", moons, device="cpu")
+    assert all(torch.equal(a, b) for a, b in zip(resumed.ema.parameters(), trainer.ema.parameters()))
+    assert not any(p.requires_grad for p in resumed.ema.parameters())
+    again = AveragedModel(new_trainer(moons).model)
+    again.load_state_dict(trainer.state()["ema"])
+    assert all(torch.equal(a, b) for a, b in zip(again.module.parameters(), trainer.ema.parameters()))
