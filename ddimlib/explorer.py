@@ -7,9 +7,8 @@ so moving the eta or S slider shows how the *sampler* changes the same samples (
 The frame is shown as a PNG image widget, so it draws in a fresh kernel whatever matplotlib's
 backend; x_T and the noise come from a CPU generator, so a seed gives the same digits on any device.
 
-A slider moved in the browser redraws in a worker thread, with a progress bar counting network calls,
-and a newer change stops a redraw still running (at S = 1000 one takes seconds on a CPU), so the kernel
-never waits for a frame nobody wants any more. A value set by code redraws before the assignment returns.
+A slider acts when released and redraws at once; the S slider stops where a redraw would take more than a
+second on the machine (judged from a timed network call), so the kernel stays responsive without threads.
 
 Taught in notebooks/04_step_sweep.ipynb.
 """
@@ -18,7 +17,6 @@ from __future__ import annotations
 
 import base64
 import html
-import threading
 import time
 from dataclasses import dataclass
 
@@ -35,7 +33,6 @@ TRAJECTORY_COLUMNS = 8  # steps of the trajectory shown, evenly spaced along tau
 STILL_NOTE = "A still picture: run this cell in Jupyter to move the sliders."
 # ends the status line: it is saved with the widget, which web viewers show
 RUN_NOTE = "Sliders need a running kernel (run this cell)."
-PROGRESS_INTERVAL = 0.1  # seconds between progress-bar messages to the browser during a redraw
 
 
 @dataclass
@@ -128,34 +125,6 @@ def draw(fig, frame: ExplorerFrame) -> None:
     fig.suptitle(frame.title)
 
 
-class _Superseded(Exception):
-    """Raised inside a background redraw's network call once a newer slider change has been made."""
-
-
-class _Watched:
-    """The explorer's model as `explore` calls it: `before_call()` runs before every network call (it
-    counts calls for the progress bar, and raises _Superseded to stop a redraw nobody wants any more).
-    It reports the wrapped model's parameters, so `explore` puts x_T on the model's device and dtype."""
-
-    def __init__(self, eps_model: EpsModel, before_call):
-        self.eps_model, self.before_call = eps_model, before_call
-
-    def parameters(self):
-        parameters = getattr(self.eps_model, "parameters", None)
-        return parameters() if callable(parameters) else iter(())
-
-    def __call__(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        self.before_call()
-        return self.eps_model(x_t, t)
-
-
-def _from_browser(change) -> bool:
-    """Whether a control's change came from the browser: ipywidgets applies a browser's change in
-    `Widget.set_state`, which holds the properties it sets in `_property_lock` while observers run (the
-    browser sets a selection slider's `index`, and `value` follows); a value set by code holds no lock."""
-    return bool(getattr(change["owner"], "_property_lock", None))
-
-
 class SamplerExplorer:
     """Sliders for eta, S, tau kind and seed; every change recomputes `explore` and redraws `draw`.
 
@@ -163,11 +132,12 @@ class SamplerExplorer:
     so it needs no matplotlib backend. Where no widget can be shown (a notebook opened unexecuted, or
     on the web), the cell shows the first frame as a still picture with a line saying to run the cell.
 
-    A change made in the browser redraws in a worker thread: the kernel stays free to receive the next
-    change, which stops the redraw still running at its next network call; a progress bar and a status
-    line count the network calls. A value set by code (`explorer.eta.value = 1.0`) redraws at once, before
-    the assignment returns. `update()` redraws synchronously and returns the frame it drew, so the
-    explorer can be driven and checked without a browser; `wait()` waits for the background redraw."""
+    A slider acts when it is released (continuous_update=False) and its redraw runs at once, in the kernel,
+    before the next change is handled. To keep that responsive, the S slider stops at the largest S whose redraw
+    takes at most `max_seconds`, judged from a timed network call when the explorer is made (max_steps sets the
+    cap instead, the same on every machine). `update()` redraws and returns the frame it drew, so the explorer can
+    be driven and checked without a browser; setting a slider's value from code redraws before it returns. A
+    setting that fails leaves the last frame and says why on the status line."""
 
     def __init__(
         self,
@@ -177,136 +147,77 @@ class SamplerExplorer:
         n: int = 16,
         figsize=(9, 3.2),
         dpi: int = 100,
+        max_seconds: float = 1.0,
+        max_steps: int | None = None,
     ):
         import ipywidgets as widgets
         from matplotlib.figure import Figure
 
         self.eps_model, self.schedule, self.image_shape, self.n = eps_model, schedule, tuple(image_shape), n
-        steps = [s for s in STEP_CHOICES if s <= schedule.T]
+        if max_steps is None:
+            max_seconds = require_in_range("max_seconds", max_seconds, 0.0, float("inf"))
+            max_steps = int(max_seconds / self.seconds_per_call())
+        else:
+            max_steps = require_int("max_steps", max_steps, 1)
+        stops = [s for s in STEP_CHOICES if s <= min(schedule.T, max_steps)] or [STEP_CHOICES[0]]
         self.eta = widgets.FloatSlider(
             value=0.0, min=0.0, max=1.0, step=0.1, description="eta", continuous_update=False
         )
         self.steps = widgets.SelectionSlider(
-            options=steps, value=20 if 20 in steps else steps[0], description="S", continuous_update=False
+            options=stops,
+            value=max(s for s in stops if s <= 20) if stops[0] <= 20 else stops[0],
+            description="S",
+            continuous_update=False,
         )
         self.tau_kind = widgets.Dropdown(options=list(TAU_KINDS), value="linear", description="tau")
         self.seed = widgets.IntSlider(value=0, min=0, max=99, description="seed", continuous_update=False)
-        self.progress = widgets.IntProgress(
-            value=0, min=0, max=1, description="calls", layout=widgets.Layout(width="240px")
-        )
         self.status = widgets.Label(value="")
         self.image = widgets.Image(format="png")
         controls = [self.eta, self.steps, self.tau_kind, self.seed]
-        self.widget = widgets.VBox(
-            [
-                widgets.HBox(controls[:2]),
-                widgets.HBox(controls[2:]),
-                widgets.HBox([self.progress, self.status]),
-                self.image,
-            ]
-        )
+        self.widget = widgets.VBox([widgets.HBox(controls[:2]), widgets.HBox(controls[2:]), self.status, self.image])
         self.figure = Figure(figsize=figsize, dpi=dpi, layout="constrained")  # drawn off-screen, shown as PNG bytes
         self.frame: ExplorerFrame | None = None
-        self.superseded = 0  # background redraws stopped by a newer change (for tests and curious readers)
-        self._drawing = threading.Lock()  # one redraw (and one user of self.figure) at a time
-        self._requests = threading.Condition()  # guards the three fields below
-        self._latest = 0  # number of the newest request; a background redraw of an older one stops
-        self._pending: int | None = None  # a browser change the worker has not started yet
-        self._busy = False  # the worker is redrawing
-        self._worker: threading.Thread | None = None
         for control in controls:
             control.observe(self._on_change, names="value")
 
+    def seconds_per_call(self) -> float:
+        """The time of one network call on the explorer's batch (the second of two calls: the first warms up)."""
+        device, dtype = placement(self.eps_model)
+        x = torch.zeros((self.n, *self.image_shape), device=device, dtype=dtype)
+        t = torch.full((self.n,), self.schedule.T, device=device)
+        for _ in range(2):
+            started = time.perf_counter()
+            self.eps_model(x, t).sum().item()  # the read waits for the device, so the time is the call's
+        return max(time.perf_counter() - started, 1e-6)
+
     def update(self) -> ExplorerFrame:
-        """Recompute for the sliders' current values, redraw the figure, put its PNG in the image widget.
-
-        Synchronous: returns the frame it drew. A background redraw still running stops for it."""
-        with self._requests:
-            self._latest += 1
-            request = self._latest
-        return self._redraw(request, background=False)
-
-    def wait(self, timeout: float | None = None) -> ExplorerFrame | None:
-        """Wait until the background redraw of the latest browser change has drawn its frame (or failed, see
-        `status`); return the current frame. Raises TimeoutError if that takes more than `timeout` seconds."""
-        with self._requests:
-            if not self._requests.wait_for(lambda: self._pending is None and not self._busy, timeout):
-                raise TimeoutError(f"the explorer was still redrawing after timeout={timeout} s")
-        return self.frame
+        """Recompute for the sliders' current values, redraw the figure, put its PNG in the image widget; return the
+        frame."""
+        started = time.perf_counter()
+        frame = explore(
+            self.eps_model,
+            self.schedule,
+            self.image_shape,
+            self.eta.value,
+            self.steps.value,
+            self.tau_kind.value,
+            self.seed.value,
+            self.n,
+        )
+        draw(self.figure, frame)
+        self.image.value = figure_png(self.figure)
+        self.frame = frame
+        self.status.value = (
+            f"{frame.steps} network calls, {time.perf_counter() - started:.1f} s; S stops at "
+            f"{self.steps.options[-1]} here. {RUN_NOTE}"
+        )
+        return frame
 
     def _on_change(self, change) -> None:
-        if not _from_browser(change):
+        try:
             self.update()
-            return
-        with self._requests:
-            self._latest += 1
-            self._pending = self._latest
-            self._requests.notify_all()
-            if self._worker is None:
-                self._worker = threading.Thread(target=self._work, name="SamplerExplorer", daemon=True)
-                self._worker.start()
-
-    def _work(self) -> None:
-        """The worker thread: redraw the newest pending request, forever."""
-        while True:
-            with self._requests:
-                self._requests.wait_for(lambda: self._pending is not None)
-                request, self._pending, self._busy = self._pending, None, True
-            try:
-                self._redraw(request, background=True)
-            except _Superseded:
-                self.superseded += 1
-            except Exception as error:  # no traceback reaches the notebook from a thread: say it on the status line
-                self.progress.bar_style = "danger"
-                self.status.value = f"This setting failed: {type(error).__name__}: {error}"
-            finally:
-                with self._requests:
-                    self._busy = False
-                    self._requests.notify_all()
-
-    def _redraw(self, request: int, background: bool) -> ExplorerFrame:
-        """explore + draw + PNG for the sliders' values now; a background request stops (raising
-        _Superseded) at its next network call, or before it shows its frame, once a newer request exists."""
-        calls, shown_at = 0, 0.0
-
-        def stale() -> bool:
-            return background and request != self._latest
-
-        def before_call() -> None:
-            nonlocal calls, shown_at
-            if stale():
-                raise _Superseded
-            calls += 1
-            if time.monotonic() - shown_at >= PROGRESS_INTERVAL:  # a message per call would flood the browser
-                shown_at = time.monotonic()
-                self.progress.value = calls
-                self.status.value = f"S = {steps}: {calls} of {steps} network calls"
-
-        with self._drawing:
-            eta, steps, tau_kind, seed = self.eta.value, self.steps.value, self.tau_kind.value, self.seed.value
-            started = time.perf_counter()
-            self.progress.bar_style, self.progress.value, self.progress.max = "info", 0, steps
-            self.status.value = f"S = {steps}: 0 of {steps} network calls"
-            frame = explore(
-                _Watched(self.eps_model, before_call),
-                self.schedule,
-                self.image_shape,
-                eta,
-                steps,
-                tau_kind,
-                seed,
-                self.n,
-            )
-            draw(self.figure, frame)
-            png = figure_png(self.figure)
-            with self._requests:
-                if stale():
-                    raise _Superseded
-                self.frame = frame
-            self.image.value = png
-            self.progress.bar_style, self.progress.value = "success", calls
-            self.status.value = f"{calls} network calls, {time.perf_counter() - started:.1f} s. {RUN_NOTE}"
-            return frame
+        except Exception as error:  # an observer's exception reaches no cell: say it where the reader looks
+            self.status.value = f"This setting failed: {type(error).__name__}: {error}"
 
     def _repr_mimebundle_(self, include=None, exclude=None):
         """The live widget, plus a still of the current frame (marked as a still), as PNG and as HTML with
@@ -315,12 +226,11 @@ class SamplerExplorer:
         widget shows only the widget."""
         if self.frame is None:
             self.update()
-        with self._drawing:
-            note = self.figure.text(
-                0.99, 0.01, STILL_NOTE, ha="right", va="bottom", fontsize=8, style="italic", color="C3"
-            )
-            still = base64.b64encode(figure_png(self.figure)).decode("ascii")
-            note.remove()
+        note = self.figure.text(
+            0.99, 0.01, STILL_NOTE, ha="right", va="bottom", fontsize=8, style="italic", color="C3"
+        )
+        still = base64.b64encode(figure_png(self.figure)).decode("ascii")
+        note.remove()
         title = html.escape(self.frame.title)
         bundle = self.widget._repr_mimebundle_(include=include, exclude=exclude)
         bundle["image/png"] = still

@@ -4,8 +4,6 @@ A change from the browser reaches a widget through `Widget.set_state` (what ipyw
 browser's message), so the tests call that to stand for a slider moved in the browser. The explorer in
 a real browser is tested in test_browser.py."""
 
-import threading
-
 import matplotlib
 
 matplotlib.use("Agg")
@@ -54,7 +52,7 @@ def test_draw_puts_the_samples_and_the_title_on_the_figure():
 
 
 def test_the_sliders_drive_the_update_function():
-    explorer = SamplerExplorer(smooth_model, SCHEDULE, SHAPE, n=4)
+    explorer = SamplerExplorer(smooth_model, SCHEDULE, SHAPE, n=4, max_steps=1000)
     first = explorer.update()
     assert (first.eta, first.steps, first.tau_kind, first.seed) == (0.0, 20, "linear", 0)
     explorer.eta.value = 0.5
@@ -101,90 +99,43 @@ def test_the_picture_is_png_bytes_that_follow_the_sliders_with_a_marked_still_fo
     assert "run this cell in Jupyter" in bundle["text/html"].split("<img", 1)[0]
 
 
-class Gate:
-    """A model that stops at its `at_call`-th call on a chosen S until released (or `timeout` s have passed),
-    and counts all its calls: it holds a background redraw in mid-flight while the test moves another slider."""
+def test_the_s_slider_stops_where_a_redraw_would_take_more_than_the_time_allowed(monkeypatch):
+    monkeypatch.setattr(SamplerExplorer, "seconds_per_call", lambda self: 0.02)  # 50 calls in a second
+    assert SamplerExplorer(smooth_model, SCHEDULE, SHAPE, n=2).steps.options == (5, 10, 20, 50)
+    slow = SamplerExplorer(smooth_model, SCHEDULE, SHAPE, n=2, max_seconds=0.2)  # 10 calls
+    assert slow.steps.options == (5, 10) and slow.steps.value == 10
+    assert SamplerExplorer(smooth_model, SCHEDULE, SHAPE, n=2, max_seconds=0.001).steps.options == (5,)
+    fixed = SamplerExplorer(smooth_model, SCHEDULE, SHAPE, n=2, max_steps=1000)  # no timing: the same everywhere
+    assert fixed.steps.options == (5, 10, 20, 50, 100)  # and no stop above T
+    fixed.update()
+    assert "S stops at 100 here" in fixed.status.value
 
-    def __init__(self, steps: int, at_call: int = 1, timeout: float = 30.0):
-        self.steps, self.at_call, self.timeout = steps, at_call, timeout
-        self.calls = self.calls_on_steps = 0
-        self.reached, self.release = threading.Event(), threading.Event()
-        self.explorer: SamplerExplorer | None = None
 
-    def __call__(self, x_t, t):
-        self.calls += 1
-        if self.explorer.steps.value == self.steps and not self.reached.is_set():
-            self.calls_on_steps += 1
-            if self.calls_on_steps == self.at_call:
-                self.reached.set()
-                self.release.wait(self.timeout)
+def test_the_call_is_timed_on_the_explorers_batch():
+    calls = []
+
+    def counted(x_t, t):
+        calls.append((tuple(x_t.shape), t.tolist()))
         return smooth_model(x_t, t)
 
-
-def gated_explorer(steps: int, at_call: int = 1, timeout: float = 30.0) -> tuple[SamplerExplorer, Gate, list]:
-    """An explorer on a Gate, its first frame drawn; and the list of PNGs its image widget shows from then on."""
-    gate = Gate(steps, at_call, timeout)
-    gate.explorer = SamplerExplorer(gate, SCHEDULE, SHAPE, n=2)
-    gate.explorer.update()
-    gate.calls = 0
-    shown = []
-    gate.explorer.image.observe(lambda change: shown.append(change["new"]), names="value")
-    return gate.explorer, gate, shown
+    explorer = SamplerExplorer(counted, SCHEDULE, SHAPE, n=3)
+    assert calls[:2] == [((3, *SHAPE), [100] * 3)] * 2 and explorer.seconds_per_call() > 0
 
 
-def test_a_browser_change_redraws_in_the_background_and_a_newer_one_stops_it():
-    explorer, gate, shown = gated_explorer(steps=100)
-    explorer.steps.set_state({"index": 4})  # S = 100 from the browser: returns while the redraw runs
-    assert gate.reached.wait(30), "the background redraw never called the model"
-    assert explorer.frame.steps == 20  # the kernel is free: the old frame is still shown, the change returned
-    assert explorer.progress.max == 100 and explorer.status.value.startswith("S = 100:")
-    with pytest.raises(TimeoutError, match="timeout=0.01"):
-        explorer.wait(timeout=0.01)
-    explorer.seed.set_state({"value": 7})  # a newer change from the browser, while S = 100 is at its first call
-    gate.release.set()
-    frame = explorer.wait(timeout=60)
-    assert (frame.steps, frame.seed) == (100, 7) and explorer.frame is frame
-    assert explorer.superseded == 1 and gate.calls == 1 + 100  # the stale redraw stopped after its first network call
-    assert len(shown) == 1  # only the newest setting's frame was shown
-    assert explorer.progress.value == explorer.progress.max == 100
-    assert explorer.status.value.startswith("100 network calls") and explorer.status.value.endswith(RUN_NOTE)
-
-
-def test_a_value_set_by_code_waits_for_a_background_redraw_to_stop_and_wins():
-    explorer, gate, shown = gated_explorer(steps=50, timeout=0.5)  # nothing releases the gate: it opens after 0.5 s
-    explorer.steps.set_state({"index": 3})  # S = 50 from the browser
-    assert gate.reached.wait(30)
-    explorer.eta.value = 1.0  # code: redraws before the assignment returns, stopping the background redraw
-    assert (explorer.frame.steps, explorer.frame.eta) == (50, 1.0)
-    assert explorer.wait(timeout=60) is explorer.frame and explorer.superseded == 1 and gate.calls == 1 + 50
-    assert len(shown) == 1
-
-
-def test_a_change_after_the_last_network_call_still_keeps_the_stale_frame_off_the_screen():
-    explorer, gate, shown = gated_explorer(steps=10, at_call=10)
-    explorer.steps.set_state({"index": 1})  # S = 10 from the browser; it stops at its last network call
-    assert gate.reached.wait(30)
-    explorer.seed.set_state({"value": 3})
-    gate.release.set()
-    frame = explorer.wait(timeout=60)
-    assert (frame.steps, frame.seed) == (10, 3) and explorer.superseded == 1 and gate.calls == 10 + 10
-    assert len(shown) == 1
-
-
-def test_a_failure_in_the_background_is_shown_on_the_status_line():
+def test_a_failing_setting_keeps_the_last_frame_and_says_why_on_the_status_line():
     def fails_at_seed_13(x_t, t):
         if explorer.seed.value == 13:
             raise RuntimeError("no digits for seed 13")
         return smooth_model(x_t, t)
 
-    explorer = SamplerExplorer(fails_at_seed_13, SCHEDULE, SHAPE, n=2)
+    explorer = SamplerExplorer(fails_at_seed_13, SCHEDULE, SHAPE, n=2, max_steps=100)
     before = explorer.update()
-    explorer.seed.set_state({"value": 13})
-    assert explorer.wait(timeout=60) is before  # the last good frame stays
+    explorer.seed.value = 13
+    assert explorer.frame is before
     assert explorer.status.value == "This setting failed: RuntimeError: no digits for seed 13"
-    assert explorer.progress.bar_style == "danger"
-    explorer.seed.set_state({"value": 14})  # and the next change works again
-    assert explorer.wait(timeout=60).seed == 14 and explorer.progress.bar_style == "success"
+    explorer.seed.value = 14  # and the next change works again
+    assert explorer.frame.seed == 14 and explorer.status.value.startswith("20 network calls")
+    assert explorer.status.value.endswith(RUN_NOTE)
 
 
 class Float64Model(torch.nn.Module):
@@ -199,6 +150,6 @@ class Float64Model(torch.nn.Module):
 
 
 def test_the_call_counter_keeps_the_models_dtype_and_device():
-    """The explorer calls its model through a counter; `explore` must still see the model's parameters."""
+    """`explore` puts x_T on the model's dtype and device."""
     explorer = SamplerExplorer(Float64Model(), SCHEDULE, SHAPE, n=2)
     assert explorer.update().samples.dtype == torch.float64
