@@ -172,9 +172,8 @@ def ensure_fashion_mnist(python: str) -> None:
             "stdin": subprocess.DEVNULL,
             "env": os.environ | {"DEBIAN_FRONTEND": "noninteractive"},
         }
-        apt = lambda *arguments: subprocess.run(
-            ["apt-get", *arguments], timeout=600, **quiet
-        )  # a stalled mirror ends, not hangs
+        # a stalled mirror ends, not hangs
+        apt = lambda *arguments: subprocess.run(["apt-get", *arguments], timeout=600, **quiet)
         try:
             installed = apt("install", "-y", "-q", "dataset-fashion-mnist")
             # a fresh machine's package lists may be empty: update them once, then try again
@@ -361,9 +360,8 @@ def execute_notebooks(paths: list[Path], build: Path) -> int:
             "seconds": times,
             "failed": [name for name, _, _ in failures],
         }
-        (build / "run_times.json").write_text(
-            json.dumps(record, indent=2) + "\n"
-        )  # after each notebook: what has finished
+        # after each notebook: what has finished
+        (build / "run_times.json").write_text(json.dumps(record, indent=2) + "\n")
     print(
         f"[tasks] {len(paths) - len(failures)} of {len(paths)} notebooks ran in "
         f"{minutes_seconds(sum(times.values()))}; "
@@ -411,9 +409,8 @@ def slide_type(cell) -> str:
         return own
     text = cell.source.lstrip()
     if cell.cell_type == "code":
-        return (
-            "skip" if {"setup", "solution"} & set(cell.metadata.get("tags", [])) else "-"
-        )  # no exercise solutions on a slide
+        # no exercise solutions on a slide
+        return "skip" if {"setup", "solution"} & set(cell.metadata.get("tags", [])) else "-"
     if text.startswith(("# ", "## ")):
         return "slide"
     if text.startswith("### "):
@@ -441,9 +438,8 @@ def build_slides(build: Path) -> int:
     )
     for lecture, stems in LECTURES.items():
         metadata = nbformat.read(ROOT / "notebooks" / f"{stems[0]}.ipynb", as_version=4).metadata
-        metadata.pop(
-            "widgets", None
-        )  # no live widgets in a deck: the explorer shows its still picture and says to run it
+        # no live widgets in a deck: the explorer shows its still picture and says to run it
+        metadata.pop("widgets", None)
         deck = nbformat.v4.new_notebook(metadata=metadata)
         for stem in stems:
             for cell in nbformat.read(ROOT / "notebooks" / f"{stem}.ipynb", as_version=4).cells:

@@ -48,10 +48,11 @@ DIGITS_TEST_PER_CLASS = 50  # 500 held-out digits, 1,297 for training
 DIGITS_SPLIT_SEED = 0
 
 TOY_SETS = ("eight_gaussians", "two_moons", "swiss_roll", "checkerboard")
+# the image sets (load_image_set) and one image's (C, H, W)
 IMAGE_SHAPES = {
     "digits": (1, 8, 8),
     "fashion_mnist": (1, 28, 28),
-}  # the image sets (load_image_set) and one image's (C, H, W)
+}
 
 
 # ---------------------------------------------------------------- 2-D toy sets
@@ -130,9 +131,8 @@ def load_digits(split: str = "train") -> ImageSplit:
             f"the embedded digits file {DIGITS_FILE} is missing; it ships with the repository and in the wheel"
         )
     table = _digits_table(DIGITS_FILE, DIGITS_FILE.stat().st_mtime_ns)
-    images = (
-        torch.from_numpy(table[:, :64]).reshape(-1, 1, 8, 8) / 8.0 - 1.0
-    )  # new tensors: the cached table stays as read
+    # new tensors: the cached table stays as read
+    images = torch.from_numpy(table[:, :64]).reshape(-1, 1, 8, 8) / 8.0 - 1.0
     labels = torch.from_numpy(table[:, 64]).long()
     if split == "all":
         return ImageSplit(images, labels)

@@ -283,9 +283,8 @@ def plot_table1(result: dict, path: Path) -> Path:
     fig = Figure(figsize=(6, 3.6), dpi=130)
     ax = fig.subplots()
     for k, row in enumerate(ROWS):
-        steps = [
-            s for s in result["steps"] if cell_name(row, s) in result["fd"]
-        ]  # a table may leave out 1000-step cells
+        # a table may leave out 1000-step cells
+        steps = [s for s in result["steps"] if cell_name(row, s) in result["fd"]]
         values = [torch.tensor(result["fd"][cell_name(row, s)][n], dtype=torch.float64) for s in steps]
         _ratio_curve(ax, values, steps, floor, color=f"C{k}", label=row)
     data = {"digits": "digits", "fashion_mnist": "Fashion-MNIST"}[result.get("dataset", "digits")]
@@ -331,11 +330,12 @@ def unfinished(out: Path, settings: dict) -> dict | None:
     if not partial.exists():
         return None
     previous = json.loads(partial.read_text())
+    # a dict of models agrees on the models both hold
     agrees = lambda old, new: (
         all(old[k] == new[k] for k in old.keys() & new.keys())
         if isinstance(old, dict) and isinstance(new, dict)
         else old == new
-    )  # a dict of models agrees on the models both hold
+    )
     differ = {
         key: (previous.get(key), value) for key, value in settings.items() if not agrees(previous.get(key), value)
     }
@@ -351,7 +351,10 @@ def _model_record(path: Path) -> dict:
     return {"file": path.name, "sha256": sha256_of(path), "steps": int(load_checkpoint(path)["step"])}
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """The command's arguments, with the experiment's defaults filled in (dataset, model, out, samples, replicates,
+    replicates_1000) and `chosen`, the regime's models to compute now; refused with a message where they cannot
+    work (including a model file that is not there)."""
     parser = argparse.ArgumentParser(prog="python -m ddimlib.experiments", description=__doc__.split("\n\n")[0])
     parser.add_argument("experiment", choices=["table1", "regime"])
     parser.add_argument(
@@ -368,8 +371,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--models",
         default=",".join(REGIME_MODELS),
-        help=f"regime: which of {', '.join(REGIME_MODELS)} to compute now (default all; a run of some is resumed with "
-        f"the rest)",
+        help=f"regime: which of {', '.join(REGIME_MODELS)} to compute now (default all; a run of some is resumed "
+        "with the rest)",
     )
     parser.add_argument("--samples", type=int, help="images per set (default: digits 2,000, Fashion-MNIST 1,000)")
     parser.add_argument(
@@ -389,103 +392,115 @@ def main(argv: list[str] | None = None) -> int:
         "regime_fashion_mnist.json)",
     )
     args = parser.parse_args(argv)
-    dataset = args.dataset or ("fashion_mnist" if args.experiment == "regime" else "digits")
-    if args.experiment == "regime" and dataset != "fashion_mnist":
-        parser.error(f"the regime map is on fashion_mnist, not {dataset!r}")
-    chosen = [name for name in args.models.split(",") if name]
-    if args.experiment == "regime" and (not chosen or set(chosen) - set(REGIME_MODELS)):
+    regime = args.experiment == "regime"
+    args.dataset = args.dataset or ("fashion_mnist" if regime else "digits")
+    if regime and args.dataset != "fashion_mnist":
+        parser.error(f"the regime map is on fashion_mnist, not {args.dataset!r}")
+    args.chosen = [name for name in args.models.split(",") if name]
+    if regime and (not args.chosen or set(args.chosen) - set(REGIME_MODELS)):
         parser.error(f"--models must name some of {', '.join(REGIME_MODELS)}, got {args.models!r}")
-    model, samples, replicates, replicates_1000, out = TABLE1_DEFAULTS[dataset]
-    if args.experiment == "regime":
+    model, samples, replicates, replicates_1000, out = TABLE1_DEFAULTS[args.dataset]
+    if regime:
         out, replicates = RESULTS_DIR / "regime_fashion_mnist.json", 6
-    model, out = args.model or model, args.out or out
-    samples = samples if args.samples is None else args.samples
-    replicates = replicates if args.replicates is None else args.replicates
-    replicates_1000 = replicates_1000 if args.replicates_1000 is None else args.replicates_1000
-    if min(samples, replicates) < 2 or replicates_1000 == 1 or replicates_1000 < 0:
+    args.model, args.out = args.model or model, args.out or out
+    args.samples = samples if args.samples is None else args.samples
+    args.replicates = replicates if args.replicates is None else args.replicates
+    args.replicates_1000 = replicates_1000 if args.replicates_1000 is None else args.replicates_1000
+    if min(args.samples, args.replicates) < 2 or args.replicates_1000 == 1 or args.replicates_1000 < 0:
         parser.error(
-            f"--samples and --replicates must be >= 2 (a spread needs two sets), --replicates-1000 0 or >= 2, got "
-            f"{samples}, {replicates}, {replicates_1000}"
+            "--samples and --replicates must be >= 2 (a spread needs two sets), --replicates-1000 0 or >= 2, got "
+            f"{args.samples}, {args.replicates}, {args.replicates_1000}"
         )
-    needed = (
-        [model]
-        if args.experiment == "table1"
-        else [path for name, path in (("early", args.early_model), ("shipped", model)) if name in chosen]
-    )
-    missing = [str(path) for path in needed if not path.exists()]
+    needed = [path for name, path in (("early", args.early_model), ("shipped", args.model)) if name in args.chosen]
+    missing = [str(path) for path in ([args.model] if not regime else needed) if not path.exists()]
     if missing:
         parser.error(
-            f"no model at {', '.join(missing)}; the Fashion-MNIST UNet may still be training (data/README.md says how "
-            f"to "
-            "finish it), or give --model / --early-model"
-            + ("; --models oracle,early computes the rest now" if args.experiment == "regime" else "")
+            f"no model at {', '.join(missing)}; the Fashion-MNIST UNet may still be training (data/README.md says "
+            "how to finish it), or give --model / --early-model"
+            + ("; --models oracle,early computes the rest now" if regime else "")
         )
+    return args
+
+
+def regime_models(args: argparse.Namespace, device: torch.device) -> tuple[dict, dict]:
+    """The regime map's models named in args.chosen, as {name: (eps_model, its exact noise predictor or None)},
+    and their records for the result's settings. Every network must share the oracle's schedule."""
+    schedule = TrainConfig().schedule()
+    models, records = {}, {}
+    for name in args.chosen:
+        if name == "oracle":
+            oracle = smooth_oracle(load_fashion_mnist("train").images[:ORACLE_IMAGES], ORACLE_STD, schedule)
+            models[name] = (oracle, oracle)
+            records[name] = {
+                "images": ORACLE_IMAGES,
+                "std": ORACLE_STD,
+                "what": f"the first {ORACLE_IMAGES:,} Fashion-MNIST training images, each a Gaussian of std "
+                f"{ORACLE_STD}",
+            }
+            continue
+        path = args.early_model if name == "early" else args.model
+        network, config = load_model(path, device=device, expect_model="unet")
+        if not torch.equal(config.schedule().alpha, schedule.alpha):
+            raise SystemExit(f"{path} was trained on another schedule than the oracle's (T = {config.T})")
+        models[name], records[name] = (network, None), _model_record(path)
+    return models, records
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The command: compute the experiment's cells (resuming an unfinished run of the same settings, saving the
+    cells after each one), then write the result with its provenance and figure."""
+    args = parse_args(argv)
     command = "python -m ddimlib.experiments " + " ".join(
         shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv)
     )
     started = time.monotonic()
     device = pick_device(args.device)
-    settings = {"experiment": args.experiment, "dataset": dataset, "samples": samples, "replicates": replicates}
+    settings = {
+        "experiment": args.experiment,
+        "dataset": args.dataset,
+        "samples": args.samples,
+        "replicates": args.replicates,
+    }
     if args.experiment == "table1":
-        eps_model, config = load_model(model, device=device, expect_model="unet")
-        record = _model_record(model)
+        eps_model, config = load_model(args.model, device=device, expect_model="unet")
+        record = _model_record(args.model)
         settings |= {
             "model": record["file"],
             "model_sha256": record["sha256"],
             "model_steps": record["steps"],
-            "replicates_1000": replicates_1000,
+            "replicates_1000": args.replicates_1000,
             "steps": STEPS,
             "rows": list(ROWS),
             "sampler": "ddimlib.sampling.sample, linear tau unless the cell says quadratic",
-            "reference": "500 held-out digits" if dataset == "digits" else "the 10,000 Fashion-MNIST test images",
+            "reference": "500 held-out digits" if args.dataset == "digits" else "the 10,000 Fashion-MNIST test images",
         }
     else:
-        schedule = (
-            TrainConfig().schedule()
-        )  # every model here is trained on the default linear schedule (checked below)
-        oracle = smooth_oracle(load_fashion_mnist("train").images[:ORACLE_IMAGES], ORACLE_STD, schedule)
-        models, records = {}, {}
-        for name in chosen:
-            if name == "oracle":
-                models[name] = (oracle, oracle)
-                records[name] = {
-                    "images": ORACLE_IMAGES,
-                    "std": ORACLE_STD,
-                    "what": f"the first {ORACLE_IMAGES:,} Fashion-MNIST training images, each a Gaussian of std "
-                    f"{ORACLE_STD}",
-                }
-                continue
-            path = args.early_model if name == "early" else model
-            network, config = load_model(path, device=device, expect_model="unet")
-            if not torch.equal(config.schedule().alpha, schedule.alpha):
-                raise SystemExit(f"{path} was trained on another schedule than the oracle's (T = {config.T})")
-            models[name], records[name] = (network, None), _model_record(path)
+        models, records = regime_models(args, device)
         settings |= {"steps": REGIME_STEPS, "etas": list(REGIME_ETAS), "models": records}
-    previous = unfinished(out, settings)
+    previous = unfinished(args.out, settings)
     if previous is not None and "models" in settings:
-        settings["models"] = (
-            previous["models"] | settings["models"]
-        )  # the models an earlier run computed stay in the record
+        # the models an earlier run computed stay in the record
+        settings["models"] = previous["models"] | settings["models"]
     runs = (previous or {}).get("runs", [])
     save = lambda cells: write_json(
         settings | cells | {"complete": False, "runs": runs + [provenance(command, started, device)]},
-        partial_path(out),
+        partial_path(args.out),
         indent=1,
     )
     if args.experiment == "table1":
         cells = table1(
             eps_model,
             config.schedule(),
-            samples,
-            replicates,
-            replicates_1000,
-            dataset=dataset,
+            args.samples,
+            args.replicates,
+            args.replicates_1000,
+            dataset=args.dataset,
             done=previous,
             save=save,
         )
         complete = True
     else:
-        cells = regime_map(models, schedule, samples, replicates, done=previous, save=save)
+        cells = regime_map(models, TrainConfig().schedule(), args.samples, args.replicates, done=previous, save=save)
         complete = set(cells["floor"]) == set(REGIME_MODELS)
     runs = runs + [provenance(command, started, device)]
     result = settings | cells | {"complete": complete, "runs": runs}
@@ -493,19 +508,19 @@ def main(argv: list[str] | None = None) -> int:
         "wall_seconds": round(sum(run["wall_seconds"] for run in runs), 1),
         "sessions": len(runs),
     }
+    minutes = result["provenance"]["wall_seconds"] / 60
     if not complete:
-        write_json(result, partial_path(out), indent=1)
+        write_json(result, partial_path(args.out), indent=1)
         still = ", ".join(name for name in REGIME_MODELS if name not in cells["floor"])
         print(
-            f"wrote {partial_path(out)} in {result['provenance']['wall_seconds'] / 60:.1f} min; still to compute: "
-            f"{still} "
+            f"wrote {partial_path(args.out)} in {minutes:.1f} min; still to compute: {still} "
             f"(the same command with --models {still} resumes it)"
         )
         return 0
-    write_json(result, out, indent=1)
-    partial_path(out).unlink(missing_ok=True)
-    figure = (plot_table1 if args.experiment == "table1" else plot_regime)(result, out.with_suffix(".png"))
-    print(f"wrote {out} and {figure} in {result['provenance']['wall_seconds'] / 60:.1f} min")
+    write_json(result, args.out, indent=1)
+    partial_path(args.out).unlink(missing_ok=True)
+    figure = (plot_table1 if args.experiment == "table1" else plot_regime)(result, args.out.with_suffix(".png"))
+    print(f"wrote {args.out} and {figure} in {minutes:.1f} min")
     return 0
 
 

@@ -95,9 +95,8 @@ def explore(
         return_trajectory=True,
     )
     k = min(TRAJECTORY_COLUMNS, steps + 1)
-    shown = (
-        torch.linspace(steps, 0, k).round().long().unique_consecutive().tolist()
-    )  # from tau_S = T down to tau_0 = 0
+    # from tau_S = T down to tau_0 = 0
+    shown = torch.linspace(steps, 0, k).round().long().unique_consecutive().tolist()
     return ExplorerFrame(
         eta=eta,
         steps=steps,

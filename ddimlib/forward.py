@@ -20,9 +20,8 @@ from ddimlib.schedules import Schedule
 
 def expand_to(coef, x: torch.Tensor) -> torch.Tensor:
     """A scalar or (B,) coefficient as a tensor that broadcasts against x of shape (B, ...)."""
-    coef = torch.as_tensor(
-        coef, dtype=x.dtype, device=x.device
-    )  # straight to x's dtype: a Python float is not rounded to float32 first
+    # straight to x's dtype: a Python float is not rounded to float32 first
+    coef = torch.as_tensor(coef, dtype=x.dtype, device=x.device)
     if coef.ndim == 1:
         if coef.numel() != x.shape[0]:
             raise ValueError(f"a per-sample coefficient has {coef.numel()} entries but the batch has {x.shape[0]}")

@@ -111,13 +111,14 @@ def classifier_file(dataset: str) -> Path:
 # border padded with the background -1), random horizontal flips (clothes are mirror-symmetric, digits are not)
 CLASSIFIER_RECIPES = {
     "digits": {"epochs": 60, "batch": 64, "weight_decay": 1e-4, "shift": 1, "flip": False},  # a few CPU seconds
+    # about 13 minutes on one thread
     "fashion_mnist": {
         "epochs": 6,
         "batch": 128,
         "weight_decay": 5e-4,
         "shift": 2,
         "flip": True,
-    },  # about 13 minutes on one thread
+    },
 }
 
 
@@ -407,9 +408,8 @@ def score_images(images: torch.Tensor, classifier: nn.Module | None = None) -> d
     (N, 1, 8, 8) digits, (N, 1, 28, 28) Fashion-MNIST); for digits also the memorization fraction against the
     1,297 training digits."""
     dataset = _dataset_of(images)
-    reference = reference_features(
-        dataset, classifier
-    )  # cached, with its KID term, for the shipped classifier (classifier=None)
+    # cached, with its KID term, for the shipped classifier (classifier=None)
+    reference = reference_features(dataset, classifier)
     within = _reference_within(dataset, classifier)
     classifier = classifier or load_classifier(dataset=dataset)
     generated = classifier_features(images, classifier)
@@ -503,7 +503,6 @@ def off_mode_share(points: torch.Tensor, mixture, widths: float = 3.0) -> float:
         raise ValueError(f"points must have shape (N, {mixture.means.shape[1]}), got {tuple(points.shape)}")
     if not widths > 0:
         raise ValueError(f"widths must be positive, got {widths}")
-    scaled = torch.cdist(points.double().cpu(), mixture.means) / mixture.stds.clamp(
-        min=1e-12
-    )  # (N, K) in each component's units
+    # (N, K) in each component's units
+    scaled = torch.cdist(points.double().cpu(), mixture.means) / mixture.stds.clamp(min=1e-12)
     return float((scaled.min(1).values > widths).double().mean())

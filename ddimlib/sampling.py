@@ -77,9 +77,8 @@ def ddim_step(
     require_sigma(sigma_t, alpha_prev)
     x0_pred = predict_x0(x_t, eps_pred, alpha_t)  # "predicted x0"
     alpha_prev, sigma_t = expand_to(alpha_prev, x_t), expand_to(sigma_t, x_t)
-    x_prev = (
-        alpha_prev.sqrt() * x0_pred + (1 - alpha_prev - sigma_t**2).clamp(min=0).sqrt() * eps_pred
-    )  # + "direction pointing to x_t"
+    # + "direction pointing to x_t"
+    x_prev = alpha_prev.sqrt() * x0_pred + (1 - alpha_prev - sigma_t**2).clamp(min=0).sqrt() * eps_pred
     if noise is not None:
         x_prev = x_prev + sigma_t * noise  # + "random noise"
     return StepOutput(x_prev=x_prev, x0_pred=x0_pred)
@@ -129,9 +128,8 @@ def sample(
     tau_full = torch.cat([tau.new_zeros(1), tau])
     # Every step's coefficients at once, in float64 on the CPU: entry i - 1 belongs to the step tau_i -> tau_{i-1}.
     alpha_t, alpha_prev = schedule.alpha[tau_full[1:]], schedule.alpha[tau_full[:-1]]
-    sigma_t = sigma_eta(
-        alpha_t, alpha_prev, 1.0 if variance == "hat" else eta
-    )  # Eq. 12 uses the eta = 1 mean for "hat"
+    # Eq. 12 uses the eta = 1 mean for "hat"
+    sigma_t = sigma_eta(alpha_t, alpha_prev, 1.0 if variance == "hat" else eta)
     require_sigma(sigma_t, alpha_prev)
     noise_std = sigma_hat(alpha_t, alpha_prev) if variance == "hat" else sigma_t
     adds_noise = ((noise_std > 0) & (tau_full[:-1] > 0)).tolist()  # the last step, to t = 0, adds none (host values)
@@ -195,9 +193,8 @@ def ddpm_sample(
     for t in tqdm(range(T, 0, -1), desc=f"DDPM T={T}", disable=not progress, leave=False):
         eps = call_model(eps_model, x, t, f"at step {T - t + 1} of {T}", outputs)
         mean = torch.add(x, eps, alpha=-eps_coef[t]).mul_(scale[t])
-        x0_pred = (
-            torch.add(x, eps, alpha=-sqrt_one_minus_alpha[t]).div_(sqrt_alpha[t]) if return_trajectory else None
-        )  # Eq. 9
+        # Eq. 9
+        x0_pred = torch.add(x, eps, alpha=-sqrt_one_minus_alpha[t]).div_(sqrt_alpha[t]) if return_trajectory else None
         x = torch.add(mean, standard_normal(x, generator), alpha=std[t]) if t > 1 else mean
         if return_trajectory:
             path.append(x)

@@ -61,9 +61,8 @@ DEFAULT_MODELS = {
 # --small on digits: a UNet of half the width, ~3x cheaper per call, for notebook 04's step sweep
 DIGITS_SMALL = ("unet", {"base": 8, "mults": [1, 2], "groups": 4, "dropout": 0.1})
 TOY_TRAIN_SIZE = 20000
-EVAL_SAMPLES = {
-    "fashion_mnist": 2000
-}  # samples per set of the sidecar's metric where not 6,000 (28x28 costs 12x more per sample)
+# samples per set of the sidecar's metric where not 6,000 (28x28 costs 12x more per sample)
+EVAL_SAMPLES = {"fashion_mnist": 2000}
 
 
 def eval_samples(args: argparse.Namespace, dataset: str) -> int:
@@ -82,9 +81,8 @@ def sample_shape(dataset: str, n: int) -> tuple[int, ...]:
     return (n, *IMAGE_SHAPES[dataset]) if dataset in IMAGE_SETS else (n, 2)
 
 
-QUALITY_BAR = (
-    metrics.QUALITY_BAR
-)  # digits: FD at most this multiple of the data floor (the rule: metrics.meets_quality_bar)
+# digits: FD at most this multiple of the data floor (the rule: metrics.meets_quality_bar)
+QUALITY_BAR = metrics.QUALITY_BAR
 
 
 @torch.no_grad()

@@ -102,9 +102,8 @@ def lab(browser, tmp_path_factory):
     (folder / "unexecuted").mkdir()
     shutil.copy(NOTEBOOK_04, folder / "notebooks" / NOTEBOOK_04.name)
     shutil.copy(NOTEBOOK_04, folder / "unexecuted" / NOTEBOOK_04.name)
-    (folder / "data").symlink_to(
-        ROOT / "data", target_is_directory=True
-    )  # read only: the notebook loads checkpoints from ../data
+    # read only: the notebook loads checkpoints from ../data
+    (folder / "data").symlink_to(ROOT / "data", target_is_directory=True)
     for name, settings in LAB_SETTINGS.items():
         path = folder / "config" / "lab" / "user-settings" / f"{name}.jupyterlab-settings"
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -193,9 +193,8 @@ def test_training_runs_on_a_gpu_with_bf16_autocast():
 def test_the_deferred_finite_check_names_the_first_bad_call_and_spares_large_half_values():
     like = torch.zeros(2, 3, dtype=torch.float16)
     outputs = ModelOutputs(3, like)
-    outputs.record(
-        torch.full((2, 3), 60000.0, dtype=torch.float16), "at step 1"
-    )  # finite; its float16 sum would overflow
+    # finite; its float16 sum would overflow
+    outputs.record(torch.full((2, 3), 60000.0, dtype=torch.float16), "at step 1")
     outputs.check()
     outputs.record(torch.tensor([[0.0, float("inf"), 0.0]] * 2, dtype=torch.float16), "at step 2")
     outputs.record(torch.full((2, 3), float("nan"), dtype=torch.float16), "at step 3")

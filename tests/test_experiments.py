@@ -97,9 +97,8 @@ def test_a_stopped_table_resumes_its_cells_and_ends_where_a_straight_run_does(tm
         counting, schedule, samples=8, replicates=2, replicates_1000=2, steps=[2, 10], progress=False, done=saved[3]
     )
     assert resumed["fd"] == straight["fd"]
-    assert len(calls) == 2 * (5 * (2 + 10) + 2) - 2 * (
-        2 + 10 + 2 + 10
-    )  # 2 replicates of every cell, less the four cells done
+    # 2 replicates of every cell, less the four cells done
+    assert len(calls) == 2 * (5 * (2 + 10) + 2) - 2 * (2 + 10 + 2 + 10)
 
 
 def test_an_unfinished_run_with_other_settings_is_refused_not_overwritten(tmp_path):

@@ -105,9 +105,8 @@ def test_against_one_fixed_reference_kid_is_offset_by_the_references_own_term():
     )
     mean, se = float(draws.mean()), float(draws.std()) / math.sqrt(len(draws))
     assert abs(mean - expected) < 4 * se, (mean, expected, se)
-    assert (
-        abs(expected) > 10 * se
-    )  # two samples of one distribution, yet the offset is resolved: "zero on average" would fail
+    # two samples of one distribution, yet the offset is resolved: "zero on average" would fail
+    assert abs(expected) > 10 * se
 
 
 def test_sliced_wasserstein_in_closed_form_cases():
@@ -227,9 +226,8 @@ def test_off_mode_share_counts_the_points_between_the_modes():
     real = mixture.sample(200_000, generator=torch.Generator().manual_seed(0))
     expected = math.exp(-4.5)  # 2-D: P(|z| > 3) = exp(-9 / 2) for a standard normal pair (the modes are far apart)
     assert abs(off_mode_share(real, mixture) - expected) < 5 * (expected * (1 - expected) / len(real)) ** 0.5
-    between = torch.tensor(
-        [[0.0, 0.0], [2.0, 0.0], [1.4, 1.4], [1.0, 0.0]]
-    )  # the centre, a mode, near a mode, between
+    # the centre, a mode, near a mode, between
+    between = torch.tensor([[0.0, 0.0], [2.0, 0.0], [1.4, 1.4], [1.0, 0.0]])
     assert off_mode_share(between, mixture) == 0.5
     with pytest.raises(ValueError, match="points must have shape"):
         off_mode_share(torch.zeros(3, 3), mixture)

@@ -22,10 +22,11 @@ def test_timestep_embedding_is_sinusoidal():
     [
         ((4, 1, 8, 8), UNetConfig(base=16, mults=(1, 2))),
         ((2, 1, 28, 28), UNetConfig(base=16, mults=(1, 2, 2))),
+        # 12 -> 6 -> 3 -> 2: odd sizes on the way up
         (
             (2, 3, 12, 12),
             UNetConfig(channels=3, base=8, mults=(1, 2, 2, 2)),
-        ),  # 12 -> 6 -> 3 -> 2: odd sizes on the way up
+        ),
     ],
 )
 def test_unet_maps_images_to_their_shape_and_uses_t(shape, config):

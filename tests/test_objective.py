@@ -105,8 +105,7 @@ def test_x0_coefficient_at_the_top_of_the_range_is_finite_and_refuses_an_inadmis
     alpha = linear_schedule().alpha
     top = (1 - alpha[99]).sqrt() * (1 + 1e-15)  # sigma_t^2 = 1 - alpha_{t-1}, plus a rounding's worth
     assert torch.isfinite(x0_coefficient(alpha[100], alpha[99], top))
-    assert torch.allclose(
-        x0_coefficient(alpha[100], alpha[99], top), alpha[99].sqrt(), atol=1e-6
-    )  # no direction term left
+    # no direction term left
+    assert torch.allclose(x0_coefficient(alpha[100], alpha[99], top), alpha[99].sqrt(), atol=1e-6)
     with pytest.raises(ValueError, match="sigma_t must satisfy"):
         x0_coefficient(alpha[100], alpha[99], 1.1 * (1 - alpha[99]).sqrt())

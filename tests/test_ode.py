@@ -150,9 +150,8 @@ def test_euler_step_in_sigma_squared_is_eq_15():
         x_t = torch.randn(4, 3, generator=g, dtype=F64)
         eps = smooth_model(x_t, torch.full((4,), t))
         a, a_next = alpha[t], alpha[t_next]
-        eq_15 = (
-            x_t / a.sqrt() + 0.5 * ((1 - a_next) / a_next - (1 - a) / a) * (a / (1 - a)).sqrt() * eps
-        )  # x_bar(t_next)
+        # x_bar(t_next)
+        eq_15 = x_t / a.sqrt() + 0.5 * ((1 - a_next) / a_next - (1 - a) / a) * (a / (1 - a)).sqrt() * eps
         x_bar_next, eps_pred = euler_step_sigma_squared(smooth_model, to_x_bar(x_t, a), SCHEDULE, t, t_next)
         assert torch.allclose(eps_pred, eps, rtol=0, atol=1e-12) and (x_bar_next - eq_15).abs().max() <= 1e-12 * max(
             1.0, eq_15.abs().max()
@@ -214,9 +213,8 @@ def test_encoding_evaluates_its_first_step_at_t_1_because_that_reconstructs_bett
     grid = [0] + timesteps(10, schedule.T).tolist()
     x_bar = to_x_bar(x0, schedule.alpha[0])
     for k, (t, t_next) in enumerate(zip(grid, grid[1:])):
-        x_bar, _ = euler_step(
-            oracle, x_bar, schedule, t, t_next, t_model=grid[1] if k == 0 else t
-        )  # first step at tau_1
+        # first step at tau_1
+        x_bar, _ = euler_step(oracle, x_bar, schedule, t, t_next, t_model=grid[1] if k == 0 else t)
     at_tau_1 = from_x_bar(x_bar, schedule.alpha[-1])
     mse = lambda latent: float(((decode(oracle, schedule, latent, 10) - x0) ** 2).mean())
     assert mse(encode(oracle, schedule, x0, 10)) < 0.5 * mse(at_tau_1)

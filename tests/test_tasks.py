@@ -118,9 +118,8 @@ def test_slide_types_come_from_headings_setup_tags_and_details_unless_a_cell_set
     assert tasks.slide_type(md("<details><summary>history</summary>...</details>")) == "notes"
     assert tasks.slide_type(md("*Shown:* the loss falls.")) == tasks.slide_type(code("x = 1")) == "-"
     assert tasks.slide_type(code("import torch", metadata={"tags": ["setup"]})) == "skip"
-    assert (
-        tasks.slide_type(code("def solution_x(): ...", metadata={"tags": ["solution"]})) == "skip"
-    )  # no spoilers on a slide
+    # no spoilers on a slide
+    assert tasks.slide_type(code("def solution_x(): ...", metadata={"tags": ["solution"]})) == "skip"
     assert tasks.slide_type(md("## A heading", metadata={"slideshow": {"slide_type": "fragment"}})) == "fragment"
 
 
@@ -172,9 +171,8 @@ def test_executed_notebooks_keep_no_widget_state_so_offline_viewers_show_the_sti
     assert tasks.execute_notebooks(paths, tmp_path / "build") == 0
     executed = nbformat.read(tmp_path / "build" / "notebooks" / "01_widget.ipynb", as_version=4)
     assert "application/vnd.jupyter.widget-view+json" in executed.cells[0].outputs[0]["data"]
-    assert (
-        "widgets" not in executed.metadata
-    )  # with it, nbconvert's HTML draws the widget from JavaScript fetched online
+    # with it, nbconvert's HTML draws the widget from JavaScript fetched online
+    assert "widgets" not in executed.metadata
 
 
 def test_the_committed_explorer_renders_as_its_still_in_static_html():

@@ -184,10 +184,11 @@ def test_command_line_trains_writes_the_sidecar_and_resumes(tmp_path, capsys):
     )
     resumed = json.loads(out.with_suffix(".json").read_text())
     assert resumed["steps"] == 40 and [run["steps"] for run in resumed["runs"]] == [30, 10]
+    # a resumed run takes a new batch size, like a new lr
     assert [run["batch_size"] for run in resumed["runs"]] == [
         128,
         32,
-    ]  # a resumed run takes a new batch size, like a new lr
+    ]
 
 
 def test_command_line_small_digits_unet(tmp_path):
@@ -334,9 +335,8 @@ def test_evaluate_judges_the_digits_bar_by_the_one_rule_in_metrics(monkeypatch):
         metrics, "meets_quality_bar", lambda read, memorized=None: seen.append(read["fd_over_floor"]) or True
     )
     metric = train_cli.evaluate(trainer.eps_model(), trainer.config, n=20, replicates=2, steps=5)
-    assert (
-        metric["meets_bar"] is True and seen == [metric["fd_over_floor"]] and metric["fd_over_floor"] > 1.2
-    )  # untrained
+    # untrained
+    assert metric["meets_bar"] is True and seen == [metric["fd_over_floor"]] and metric["fd_over_floor"] > 1.2
     assert metric["bar"] == metrics.QUALITY_BAR_RULE == "FD <= 1.2 x floor, or FD - floor within two standard errors"
 
 
@@ -393,9 +393,8 @@ def test_the_ema_keeps_the_checkpoint_layout_of_averaged_model(moons, tmp_path):
 
     trainer = new_trainer(moons)
     trainer.train(steps=5, progress=False)
-    old = AveragedModel(
-        trainer.model
-    )  # what the trainer used to hold: its module the EMA weights, n_averaged the count
+    # what the trainer used to hold: its module the EMA weights, n_averaged the count
+    old = AveragedModel(trainer.model)
     old.module.load_state_dict(trainer.ema.state_dict())
     old.n_averaged.fill_(5)
     state = trainer.state() | {"ema": old.state_dict()}

@@ -92,9 +92,8 @@ def compare(
             return Feedback(False, f"✗ {what}: shape {tuple(got.shape)}, expected {tuple(expected.shape)}.")
     if torch.allclose(got, expected, rtol=rtol, atol=atol):
         return Feedback(True, f"✓ {what}: correct." + (f" {success}" if success else ""))
-    loose = max(
-        atol, 1e-3 * float(expected.abs().max())
-    )  # a mistake is recognised, not reproduced: its path may amplify rounding
+    # a mistake is recognised, not reproduced: its path may amplify rounding
+    loose = max(atol, 1e-3 * float(expected.abs().max()))
     matched = []
     for value, hint in mistakes:
         value = torch.as_tensor(value, dtype=torch.float64).expand_as(expected)

@@ -23,12 +23,13 @@ from ddimlib.schedules import linear_schedule
 # (t, t_next) of the steps the step checks try: a middle decoding step (first: there every typical mistake is told
 # apart, within the loose tolerance of `compare`), the last (to t = 0), an encoding step, the first decoding step
 STEP_CASES = [(600, 400), (50, 0), (200, 400), (1000, 900)]
+# S at which the reconstruction exponent is measured (first order shows from 50 on)
 RECONSTRUCTION_STEPS = (
     50,
     100,
     200,
     400,
-)  # S at which the reconstruction exponent is measured (first order shows from 50 on)
+)
 RECONSTRUCTION_SAMPLES = 500
 
 
