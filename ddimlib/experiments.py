@@ -43,8 +43,8 @@ from ddimlib.metrics import (
     classifier_features,
     floor_draws,
     frechet_distance,
-    load_classifier,
     reference_features,
+    shipped_classifier,
 )
 from ddimlib.oracle import GaussianMixtureEps
 from ddimlib.sampling import sample
@@ -128,7 +128,7 @@ def table1(
     called after every cell (the command writes the JSON there)."""
     from tqdm.auto import tqdm
 
-    classifier, reference = load_classifier(dataset=dataset), reference_features(dataset)
+    classifier, reference = shipped_classifier(dataset), reference_features(dataset)
     device = placement(eps_model)[0]
     sizes = [samples] + [n for n in SUB_SIZES if n < samples and samples % n == 0]
     cells = [(row, s, "linear") for row in ROWS for s in steps] + [
@@ -195,7 +195,7 @@ def regime_map(
     "floor": {model: [FD of each of 20 floor draws]}}; done and save as in `table1`."""
     from tqdm.auto import tqdm
 
-    classifier = load_classifier(dataset="fashion_mnist")
+    classifier = shipped_classifier("fashion_mnist")
     result = {"fd": dict((done or {}).get("fd", {})), "floor": dict((done or {}).get("floor", {}))}
     for name, (eps_model, density) in models.items():
         if density is None:

@@ -29,6 +29,7 @@ Taught in notebooks/03_training.ipynb and used by notebooks/04_step_sweep.ipynb.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from pathlib import Path
 
@@ -176,6 +177,13 @@ def load_classifier(path: Path | None = None, dataset: str = "digits") -> nn.Mod
     return model.eval()
 
 
+@functools.cache
+def shipped_classifier(dataset: str) -> nn.Module:
+    """The shipped feature network of `dataset`, loaded once per process: what every metric uses when it is given no
+    classifier. Shared, so treat it as read-only (load_classifier gives a copy of your own)."""
+    return load_classifier(dataset=dataset)
+
+
 def _dataset_of(images: torch.Tensor) -> str:
     """The data set whose classifier scores images of this shape: (N, 1, 8, 8) digits, (N, 1, 28, 28) Fashion-MNIST."""
     require_floating("images", images)
@@ -192,7 +200,7 @@ def classifier_features(images: torch.Tensor, classifier: nn.Module | None = Non
     """(N, 1, 8, 8) digits or (N, 1, 28, 28) Fashion-MNIST images in [-1, 1] -> (N, d) float64 penultimate
     features of the data set's classifier (images are clipped to [-1, 1] first), in batches of `batch`."""
     dataset = _dataset_of(images)
-    classifier = classifier or load_classifier(dataset=dataset)
+    classifier = classifier or shipped_classifier(dataset)
     x = images.float().clamp(-1, 1).cpu()
     return torch.cat([classifier.features(part) for part in x.split(batch)]).double()
 
@@ -303,7 +311,7 @@ def reference_features(dataset: str, classifier: nn.Module | None = None, split:
     if classifier is None and (dataset, split) in _REFERENCES:
         return _REFERENCES[dataset, split]
     images = load_image_set(dataset, "test").images if split == "test" else _floor_pool(dataset)
-    features = classifier_features(images, classifier or load_classifier(dataset=dataset))
+    features = classifier_features(images, classifier or shipped_classifier(dataset))
     if classifier is None:
         _REFERENCES[dataset, split] = features
     return features
@@ -354,7 +362,7 @@ def floor_draws(
         size = len(pool)
     else:
         images = _floor_pool(dataset)
-        classifier, size = classifier or load_classifier(dataset=dataset), len(images)
+        classifier, size = classifier or shipped_classifier(dataset), len(images)
     generator = torch.Generator().manual_seed(seed)
     fd, kid = [], []
     for _ in range(draws):
@@ -411,7 +419,7 @@ def score_images(images: torch.Tensor, classifier: nn.Module | None = None) -> d
     # cached, with its KID term, for the shipped classifier (classifier=None)
     reference = reference_features(dataset, classifier)
     within = _reference_within(dataset, classifier)
-    classifier = classifier or load_classifier(dataset=dataset)
+    classifier = classifier or shipped_classifier(dataset)
     generated = classifier_features(images, classifier)
     result = {
         "n": len(images),

@@ -281,3 +281,19 @@ def test_fashion_images_are_scored_by_the_fashion_classifier():
         r"16, 16\)",
     ):
         classifier_features(torch.zeros(3, 1, 16, 16))
+
+
+def test_the_shipped_classifier_is_loaded_once_per_process(monkeypatch):
+    from ddimlib import metrics
+
+    loads = []
+    real = metrics.load_classifier
+    monkeypatch.setattr(metrics, "load_classifier", lambda *a, **k: loads.append(k) or real(*a, **k))
+    metrics.shipped_classifier.cache_clear()
+    try:
+        images = torch.zeros(3, 1, 8, 8)
+        first = metrics.classifier_features(images)
+        assert torch.equal(metrics.classifier_features(images), first)
+        assert loads == [{"dataset": "digits"}]
+    finally:
+        metrics.shipped_classifier.cache_clear()
