@@ -139,7 +139,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="default: 128 on a CPU or Apple GPU, 2048 on CUDA; with --resume, overrides the run's",
     )
     parser.add_argument(
-        "--compile", action="store_true", help="torch.compile the model for training (eager if compiling fails)"
+        "--compile",
+        action="store_true",
+        help="torch.compile the model for training (eager if compiling fails); with --resume, from now on",
     )
     parser.add_argument(
         "--lr", type=float, help="AdamW learning rate (default 2e-3; with --resume, overrides the run's)"
@@ -298,6 +300,8 @@ def start_trainer(args: argparse.Namespace, world: distributed.World, device) ->
             raise SystemExit(f"--resume {args.resume} was trained on {trainer.config.dataset!r}, not {args.dataset!r}")
         if args.lr is not None:
             trainer.config.lr = args.lr
+        if args.compile:
+            trainer.compile()
         if args.batch_size is not None:
             world.shard(args.batch_size)
             trainer.config.batch_size = args.batch_size  # each run records its own in the sidecar's "runs"

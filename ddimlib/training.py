@@ -125,11 +125,19 @@ class Trainer:
                 forward_sync_buffers=False,
             )
         )
-        self.forward = torch.compile(self.wrapped) if config.compile else self.wrapped
+        self.forward = self.wrapped
+        if config.compile:
+            self.compile()
         self.step = 0
         self.losses: list[float] = []
         self.runs: list[dict] = []  # one entry per train() call: steps, wall seconds, steps/s and samples/s
         self._separate_dropout()
+
+    def compile(self) -> None:
+        """Train with a torch.compile'd forward pass from the next step on (recorded in the config; a run falls back
+        to eager at its first step if compiling fails). Turns it on for a resumed run too."""
+        self.config.compile = True
+        self.forward = torch.compile(self.wrapped)
 
     def _separate_dropout(self) -> None:
         """Give each process but rank 0 a stream of its own for dropout (the global generator): with the same

@@ -406,3 +406,15 @@ def test_the_ema_keeps_the_checkpoint_layout_of_averaged_model(moons, tmp_path):
     again = AveragedModel(new_trainer(moons).model)
     again.load_state_dict(trainer.state()["ema"])
     assert all(torch.equal(a, b) for a, b in zip(again.module.parameters(), trainer.ema.parameters()))
+
+
+def test_compile_turns_on_for_a_resumed_run(moons, tmp_path, monkeypatch):
+    compiled = []
+    monkeypatch.setattr(torch, "compile", lambda module: compiled.append(module) or module)
+    first = new_trainer(moons)
+    first.train(steps=2, progress=False)
+    first.save(tmp_path / "moons.pt.state")
+    out = tmp_path / "moons.pt"
+    arguments = ["--dataset", "two_moons", "--resume", str(tmp_path / "moons.pt.state"), "--steps", "2"]
+    assert train_cli.main([*arguments, "--compile", "--no-eval", "--out", str(out)]) == 0
+    assert len(compiled) == 1 and json.loads(out.with_suffix(".json").read_text())["config"]["compile"] is True
