@@ -20,6 +20,7 @@ import hashlib
 import math
 import os
 import struct
+import tempfile
 import urllib.request
 import zlib
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ import numpy as np
 import torch
 
 from ddimlib._validate import require_choice, require_int
+from ddimlib.checkpoints import write_atomic
 from ddimlib.oracle import eight_gaussians
 from ddimlib.schedules import Schedule
 
@@ -219,33 +221,37 @@ _REMEDY = "delete it if it is in your cache (a download replaces it), or reinsta
 
 def _read_verified(path: Path, sha256: str) -> bytes:
     """The decompressed bytes of a .gz IDX file, checked against the sha256 of that content."""
+    return _verified(path.read_bytes(), sha256, str(path))
+
+
+def _verified(compressed: bytes, sha256: str, where: str) -> bytes:
+    """The decompressed bytes of a .gz IDX file (read from `where`), checked against the sha256 of that content."""
     try:
-        raw = gzip.decompress(path.read_bytes())
+        raw = gzip.decompress(compressed)
     except (OSError, EOFError, zlib.error) as error:
-        raise ValueError(f"{path} is not a readable .gz file ({error}); {_REMEDY}") from error
+        raise ValueError(f"{where} is not a readable .gz file ({error}); {_REMEDY}") from error
     found = hashlib.sha256(raw).hexdigest()
     if found != sha256:
         raise ValueError(
-            f"{path} decompresses to content with sha256 {found}, expected {sha256}; "
+            f"{where} decompresses to content with sha256 {found}, expected {sha256}; "
             f"the file is damaged or holds another data set: {_REMEDY}"
         )
     return raw
 
 
 def _fetch(url: str, target: Path, sha256: str) -> None:
-    """Download url to target (via a .part file), keeping it only if its decompressed content verifies."""
+    """Download url and keep it at target (written atomically) only if its decompressed content verifies; the
+    download itself lands in a temporary folder that goes whatever happens."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_suffix(target.suffix + ".part")
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".download.") as folder:
+        downloaded = Path(folder) / target.name
+        urllib.request.urlretrieve(url, downloaded)
+        payload = downloaded.read_bytes()
     try:
-        urllib.request.urlretrieve(url, partial)
-        _read_verified(partial, sha256)
+        _verified(payload, sha256, url)
     except ValueError as error:
-        partial.unlink(missing_ok=True)
         raise ValueError(f"the download of {url} did not verify: {error}") from error
-    except BaseException:
-        partial.unlink(missing_ok=True)  # an interrupted or failed download leaves nothing behind
-        raise
-    os.replace(partial, target)
+    write_atomic(target, lambda f: f.write(payload))
 
 
 def find_idx_folder(
