@@ -162,32 +162,17 @@ def test_the_global_batch_must_divide_among_the_processes():
         Trainer(CONFIG, torch.zeros(4, 1, 8, 8), "cpu", world)
 
 
+def torchrun_train(*arguments: str) -> subprocess.CompletedProcess:
+    """`torchrun --standalone --nproc_per_node=2 -m ddimlib.train --dataset digits --small ARGUMENTS`, time-bounded."""
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    command += ["-m", "ddimlib.train", "--dataset", "digits", "--small", *arguments]
+    environment = os.environ | {"OMP_NUM_THREADS": "1"}
+    return subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT, env=environment)
+
+
 def test_torchrun_runs_the_train_command_and_rank_0_alone_writes(tmp_path):
     out = tmp_path / "ddp.pt"
-    command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node=2",
-        "-m",
-        "ddimlib.train",
-        "--dataset",
-        "digits",
-        "--small",
-        "--steps",
-        "6",
-        "--batch-size",
-        "32",
-        "--save-every",
-        "3",
-        "--no-eval",
-        "--out",
-        str(out),
-    ]
-    done = subprocess.run(
-        command, capture_output=True, text=True, timeout=TIMEOUT, env=os.environ | {"OMP_NUM_THREADS": "1"}
-    )
+    done = torchrun_train("--steps", "6", "--batch-size", "32", "--save-every", "3", "--no-eval", "--out", str(out))
     assert done.returncode == 0, done.stdout + done.stderr
     sidecar = json.loads(out.with_suffix(".json").read_text())
     assert sidecar["processes"] == {"world_size": 2, "backend": "gloo", "batch_per_process": 16}
@@ -197,28 +182,7 @@ def test_torchrun_runs_the_train_command_and_rank_0_alone_writes(tmp_path):
 
 
 def test_torchrun_refuses_a_batch_the_processes_cannot_share(tmp_path):
-    command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node=2",
-        "-m",
-        "ddimlib.train",
-        "--dataset",
-        "digits",
-        "--small",
-        "--steps",
-        "2",
-        "--batch-size",
-        "33",
-        "--no-eval",
-        "--out",
-        str(tmp_path / "x.pt"),
-    ]
-    done = subprocess.run(
-        command, capture_output=True, text=True, timeout=TIMEOUT, env=os.environ | {"OMP_NUM_THREADS": "1"}
-    )
+    done = torchrun_train("--steps", "2", "--batch-size", "33", "--no-eval", "--out", str(tmp_path / "x.pt"))
     assert done.returncode != 0
     assert "--batch-size: batch_size 33 must divide evenly among the 2 processes" in done.stdout + done.stderr
     assert not (tmp_path / "x.pt").exists()
