@@ -1,6 +1,6 @@
 """Heavy experiments, run once at a scale that resolves them and cached with their provenance in data/results/.
 
-    python -m ddimlib.experiments table1                          # digits: about 25 minutes on a 2-core CPU
+    python -m ddimlib.experiments table1                          # the digits (times: data/results/, benchmarks/)
     python -m ddimlib.experiments table1 --dataset fashion_mnist  # 28x28: hours on a CPU, minutes on a GPU; resumable
     python -m ddimlib.experiments regime                          # the map of when eta = 0 wins (Fashion-MNIST)
     python -m ddimlib.experiments table1 --samples 400 --replicates 3 --out /tmp/table1.json   # a small try
@@ -64,8 +64,8 @@ ROWS = {
 SUB_SIZES = (100, 400)  # smaller sets each replicate is also scored in: quick mode's and notebook 04's live N_SAMPLES
 SEED = 10_000  # replicate k starts from x_T seeded SEED + k (notebook 04's live table uses 0 + 1000 k)
 # a set is sampled in batches of this many: the 28x28 UNet's activations for more than about a hundred images overflow
-# a CPU's caches (one thread, measured: 330 images/s per call at 32, 290 at 125, 160 at 500); each batch continues the
-# set's noise generator, so a cell is the same on every run
+# a CPU's caches (the figures: benchmarks/README.md, "Figures behind constants"); each batch continues the set's noise
+# generator, so a cell is the same on every run
 SAMPLE_BATCH = {"digits": 2000, "fashion_mnist": 125}
 # per data set: the model, the samples per set, the replicates (and for the 1000-step cells that no claim compares),
 # the output

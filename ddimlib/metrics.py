@@ -111,8 +111,8 @@ def classifier_file(dataset: str) -> Path:
 # how each feature network is trained: epochs, batch, AdamW's weight decay, random shifts of up to `shift` pixels (the
 # border padded with the background -1), random horizontal flips (clothes are mirror-symmetric, digits are not)
 CLASSIFIER_RECIPES = {
-    "digits": {"epochs": 60, "batch": 64, "weight_decay": 1e-4, "shift": 1, "flip": False},  # a few CPU seconds
-    # about 13 minutes on one thread
+    "digits": {"epochs": 60, "batch": 64, "weight_decay": 1e-4, "shift": 1, "flip": False},
+    # (their training times are in the classifiers' sidecars, data/*_classifier.json)
     "fashion_mnist": {
         "epochs": 6,
         "batch": 128,
@@ -297,7 +297,7 @@ FLOOR_DRAWS = 20  # independent draws of real data behind every floor
 _REFERENCES: dict = {}
 # The Fashion-MNIST floor draws from the first 20,000 training images: an i.i.d. sample of the distribution as large as
 # needed for draws of a few thousand (a draw of 2,000 repeats 4.8 % of its images, against 1.7 % from all 60,000), at a
-# third of the cost of the features of all 60,000 (about 40 s on one CPU thread)
+# third of the cost of the features of all 60,000 (benchmarks/README.md, "Figures behind constants")
 FASHION_POOL = 20_000
 
 
