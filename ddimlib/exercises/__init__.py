@@ -12,6 +12,8 @@ and tests/test_exercises*.py feed each check a typical wrong answer and assert t
 
 from __future__ import annotations
 
+import functools
+import traceback
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -30,8 +32,17 @@ class Feedback:
         return self.message
 
 
+class AnswerFailed(Exception):
+    """The learner's answer raised `error` (anything but NotImplementedError); a `check` turns it into Feedback."""
+
+    def __init__(self, error: Exception):
+        super().__init__(str(error))
+        self.error = error
+
+
 def attempt(answer: Callable, *args, **kwargs):
-    """The learner's answer called on args, or None if it is not written yet (None, or NotImplementedError)."""
+    """The learner's answer called on args, or None if it is not written yet (None, or NotImplementedError).
+    Any other exception it raises is passed on as AnswerFailed, which `check` reports as feedback."""
     if answer is None:
         return None
     if not callable(answer):
@@ -40,6 +51,38 @@ def attempt(answer: Callable, *args, **kwargs):
         return answer(*args, **kwargs)
     except NotImplementedError:
         return None
+    except Exception as error:
+        raise AnswerFailed(error) from error
+
+
+def failure_feedback(error: Exception) -> Feedback:
+    """What a learner sees when their answer raises: the exception, and the line of their own code that raised it
+    (the last frame of the traceback outside ddimlib and torch), instead of a traceback through the check."""
+    frames = [
+        frame
+        for frame in traceback.extract_tb(error.__traceback__)
+        if not any(part in frame.filename for part in ("ddimlib", "torch", "site-packages"))
+    ]
+    where = f" at `{frames[-1].line}`" if frames and frames[-1].line else ""
+    return Feedback(
+        False,
+        f"✗ your function raised {type(error).__name__}: {error}{where}. Hint: run it on its own on the check's "
+        "arguments (their shapes and types are in the exercise's text), fix that line, then run the check again.",
+    )
+
+
+def check(function: Callable[..., Feedback]) -> Callable[..., Feedback]:
+    """Decorates an exercise's check: an answer that raises gets feedback naming the error and the line, not a
+    traceback through the check's own code."""
+
+    @functools.wraps(function)
+    def checked(*args, **kwargs) -> Feedback:
+        try:
+            return function(*args, **kwargs)
+        except AnswerFailed as failed:
+            return failure_feedback(failed.error)
+
+    return checked
 
 
 def numbers_from(answer: Callable, cases, what: str) -> torch.Tensor | Feedback:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import torch
 
-from ddimlib.exercises import NOT_ATTEMPTED, Feedback, attempt, compare, numbers_from
+from ddimlib.exercises import NOT_ATTEMPTED, Feedback, attempt, check, compare, numbers_from
 from ddimlib.forward import q_posterior_mean_std
 from ddimlib.sampling import sigma_eta
 from ddimlib.schedules import linear_schedule, timesteps
@@ -44,6 +44,7 @@ def _sigma(alpha_t: float, alpha_prev: float, eta) -> float:
     return 0.99 * (1 - alpha_prev) ** 0.5 if eta == "near top" else float(sigma_eta(alpha_t, alpha_prev, eta))
 
 
+@check
 def check_posterior(answer: Callable) -> Feedback:
     """answer(x_t, x0, alpha_t, alpha_prev, sigma_t) -> (mean, std) of q_sigma(x_{t-1} | x_t, x0), DDIM Eq. 7.
 
@@ -105,6 +106,7 @@ def _sigma_pairs() -> tuple[torch.Tensor, torch.Tensor, list[str]]:
     return alpha[t], alpha[t_prev], [f"t = {a} -> {b}" for a, b in pairs]
 
 
+@check
 def check_sigma_ddpm(answer: Callable) -> Feedback:
     """answer(alpha_t, alpha_prev) -> sigma_t that makes q_sigma DDPM's forward process (eta = 1 in Eq. 16).
 
@@ -155,6 +157,7 @@ def correlation_on_tau(eta: float = 1.0) -> float:
     return float(((1 - a_prev - sigma**2) / (1 - a_prev)).sqrt())
 
 
+@check
 def check_correlation_on_tau(prediction) -> Feedback:
     """prediction: the number corr(x_{tau_{i-1}}, x_{tau_i} | x0) at eta = 1 on the linear S = 10 tau, tau_i = 200
     -> 100.

@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 import torch
 
-from ddimlib.exercises import NOT_ATTEMPTED, Feedback, attempt, compare
+from ddimlib.exercises import NOT_ATTEMPTED, Feedback, attempt, check, compare
 from ddimlib.schedules import linear_schedule, schedule_from_betas
 
 # Fixed inputs of exercise 1: a short, irregular schedule (its numbers are easy to read) and DDPM's linear one.
@@ -50,10 +50,7 @@ HINT_ALPHA_0 = (
 def _one_schedule(answer: Callable, betas: torch.Tensor) -> Feedback:
     """Feedback on answer(betas) for one set of betas (shape (T,))."""
     what = f"my_alpha on {len(betas)} betas"
-    try:
-        got = attempt(answer, betas.clone())
-    except Exception as error:  # the learner's code failed: say how, and go on
-        return Feedback(False, f"✗ {what}: your function raised {type(error).__name__}: {error}")
+    got = attempt(answer, betas.clone())  # an answer that raises gets check_alpha's feedback (exercises.check)
     if got is None:
         return NOT_ATTEMPTED
     if hasattr(got, "alpha") and not isinstance(got, torch.Tensor):
@@ -90,6 +87,7 @@ def _one_schedule(answer: Callable, betas: torch.Tensor) -> Feedback:
     return feedback
 
 
+@check
 def check_alpha(my_alpha: Callable) -> Feedback:
     """Exercise 1: my_alpha(betas) -> DDIM's alpha_t for t = 0..T, (T+1,), alpha[0] = 1.
 
@@ -114,6 +112,7 @@ def snr_crossing(T: int = 1000) -> int:
     return int((snr < 1).nonzero()[0]) + 1
 
 
+@check
 def check_snr_crossing(my_t) -> Feedback:
     """Exercise 2: the first t of linear_schedule(1000) at which alpha_t / (1 - alpha_t) < 1, as an int."""
     if my_t is None:

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import torch
 
-from ddimlib.exercises import Feedback, compare, numbers_from
+from ddimlib.exercises import Feedback, check, compare, numbers_from
 from ddimlib.objective import gamma_weights, x0_coefficient
 from ddimlib.sampling import sigma_eta
 from ddimlib.schedules import linear_schedule, timesteps
@@ -39,6 +39,7 @@ def _gamma_cases():
     return cases
 
 
+@check
 def check_gamma(answer: Callable) -> Feedback:
     """answer(alpha_t, alpha_prev, sigma_t) -> gamma_t, the weight with KL_t = gamma_t |eps_theta - eps|^2 (t >= 2).
 
@@ -99,6 +100,7 @@ def _c_at(a_t: torch.Tensor, a_prev: torch.Tensor, sigma2: torch.Tensor) -> torc
     return a_prev.sqrt() - (1 - a_prev - sigma2).sqrt() * (a_t / (1 - a_t)).sqrt()
 
 
+@check
 def check_where_c_vanishes(answer: Callable) -> Feedback:
     """answer(alpha_t, alpha_prev) -> the sigma_t^2 at which c_t = sqrt(alpha_{t-1}) - sqrt(1 - alpha_{t-1} -
     sigma_t^2)

@@ -15,7 +15,7 @@ from functools import lru_cache
 
 import torch
 
-from ddimlib.exercises import NOT_ATTEMPTED, Feedback, attempt, compare
+from ddimlib.exercises import NOT_ATTEMPTED, Feedback, attempt, check, compare
 from ddimlib.ode import decode, encode, euler_step, euler_step_sigma_squared, observed_order, ode_sigma, to_x_bar
 from ddimlib.oracle import eight_gaussians
 from ddimlib.schedules import linear_schedule
@@ -79,6 +79,7 @@ def _check_each_step(answer: Callable, reference: Callable, success: str) -> Fee
     return Feedback(True, success)
 
 
+@check
 def check_euler_step(answer: Callable) -> Feedback:
     """answer(eps_model, x_bar, schedule, t, t_next) -> x_bar(t_next), one Euler step of Eq. 14:
     x_bar(t_next) = x_bar(t) + (sigma(t_next) - sigma(t)) eps_theta(x(t), t), x(t) = sqrt(alpha_t) x_bar(t).
@@ -147,6 +148,7 @@ def reconstruction_reference() -> tuple[tuple[int, ...], tuple[float, ...], floa
     return RECONSTRUCTION_STEPS, errors, observed_order(RECONSTRUCTION_STEPS, errors)
 
 
+@check
 def check_reconstruction_exponent(predicted, measure: Callable | None) -> Feedback:
     """predicted: your p in reconstruction error ~ C / S^p, written before measuring. measure(S) -> the mean distance
     |decode(encode(x0, S), S) - x0| over the oracle's data, your measurement. The check fits p to your measurement at
@@ -223,6 +225,7 @@ def check_reconstruction_exponent(predicted, measure: Callable | None) -> Feedba
     return Feedback(False, f"✗ predicted p = {p:g}, measured {measured:.2f} ({table}). Hint: {hint}")
 
 
+@check
 def check_euler_step_sigma_squared(answer: Callable) -> Feedback:
     """answer(eps_model, x_bar, schedule, t, t_next) -> x_bar(t_next), one Euler step in sigma^2 (DDIM Eq. 15):
     x_bar(t_next) = x_bar(t) + (sigma(t_next)^2 - sigma(t)^2) / (2 sigma(t)) eps_theta(x(t), t).

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from ddimlib.exercises import NOT_ATTEMPTED, Feedback, attempt, compare
+from ddimlib.exercises import NOT_ATTEMPTED, Feedback, attempt, check, compare
 from ddimlib.ode import observed_order
 from ddimlib.sampling import ddim_step, sample, sigma_eta
 from ddimlib.schedules import Schedule, linear_schedule
@@ -30,6 +30,7 @@ def _step_inputs(case, seed: int = 0):
     return x_t, eps_pred, alpha_t, alpha_prev, sigma_eta(alpha_t, alpha_prev, eta), noise
 
 
+@check
 def check_ddim_step(answer: Callable) -> Feedback:
     """answer(x_t, eps_pred, alpha_t, alpha_prev, sigma_t, noise) -> x_prev, Eq. 12 with the random-noise term."""
     results = []
@@ -101,6 +102,7 @@ def _mistaken_sample(eps_model, alpha, tau, x_T, eta, generator, mistake: str):
     return x
 
 
+@check
 @torch.no_grad()
 def check_sampler(
     answer: Callable,
@@ -174,6 +176,7 @@ def check_sampler(
     )
 
 
+@check
 def check_error_exponent(guess, steps: Sequence[int], errors: Sequence[float]) -> Feedback:
     """guess: the predicted p in error ~ C / S^p for the eta = 0 sampler's distance to its own many-step limit; the
     measured p is fitted to (steps, errors) by `ddimlib.ode.observed_order`. Right within 0.3."""

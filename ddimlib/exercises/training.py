@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import torch
 
-from ddimlib.exercises import NOT_ATTEMPTED, Feedback, attempt, compare
+from ddimlib.exercises import NOT_ATTEMPTED, Feedback, attempt, check, compare
 
 # ---------------------------------------------------------------- Exercise 1: L_simple
 
@@ -82,6 +82,7 @@ LOSS_MISTAKES["0-based t"] = LOSS_MISTAKES["model at t - 1"]
 LOSS_MISTAKES["alpha and 1 - alpha"] = LOSS_MISTAKES["alpha for sqrt(alpha)"]
 
 
+@check
 def check_l_simple(answer: Callable) -> Feedback:
     """answer(eps_model, x0, schedule, generator) -> the scalar L_simple of the batch x0: t ~ Uniform{1..T} per
     sample, drawn first with torch.randint(1, T + 1, (B,), generator=generator), then eps with
@@ -191,6 +192,7 @@ def _index_mistake(answer: Callable) -> str | None:
     return None
 
 
+@check
 def check_floor_prediction(prediction: dict | None, answer: Callable) -> Feedback:
     """prediction: {300: r, 1250: r}, the predicted ratio FD(n digits drawn without replacement) / FD(n drawn with
     replacement), both against the 500 held-out digits. answer(pool_size, n, generator) -> (n,) int64 indices of n
@@ -316,12 +318,12 @@ def _returns_none(answer: Callable, *args) -> bool:
         return False
 
 
+@check
 def check_ema(answer: Callable) -> Feedback:
-    """answer(ema, weights, decay) -> the new EMA, ema + (1 - decay) (weights - ema) (what
-    `ddimlib.training.Trainer` applies
-    after every step, to every parameter, from a copy of the weights at the first step). Run for EMA_STEPS steps on
-    fixed
-    float64 weights and compared with the closed form decay^K ema_0 + sum_k (1 - decay) decay^(K - k) w_k."""
+    """answer(ema, weights, decay) -> the new EMA, ema + (1 - decay) (weights - ema) (what `ddimlib.training.Trainer`
+    applies after every step, to every parameter, from a copy of the weights at the first step). Run for EMA_STEPS
+    steps on fixed float64 weights and compared with the closed form
+    decay^K ema_0 + sum_k (1 - decay) decay^(K - k) w_k."""
     ema_0, weights = _ema_inputs()
     if attempt(answer, ema_0.clone(), weights[0].clone(), EMA_DECAY) is None:
         if callable(answer) and _returns_none(answer, ema_0.clone(), weights[0].clone(), EMA_DECAY):
