@@ -13,9 +13,11 @@ and tests/test_exercises*.py feed each check a typical wrong answer and assert t
 from __future__ import annotations
 
 import functools
+import sys
 import traceback
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -55,13 +57,17 @@ def attempt(answer: Callable, *args, **kwargs):
         raise AnswerFailed(error) from error
 
 
+# code that is not the learner's: this package, and the Python installation with its packages (torch, numpy, ...)
+LIBRARY_FOLDERS = (Path(__file__).resolve().parents[1], Path(sys.prefix).resolve(), Path(sys.base_prefix).resolve())
+
+
 def failure_feedback(error: Exception) -> Feedback:
     """What a learner sees when their answer raises: the exception, and the line of their own code that raised it
-    (the last frame of the traceback outside ddimlib and torch), instead of a traceback through the check."""
+    (the last frame of the traceback outside LIBRARY_FOLDERS), instead of a traceback through the check."""
     frames = [
         frame
         for frame in traceback.extract_tb(error.__traceback__)
-        if not any(part in frame.filename for part in ("ddimlib", "torch", "site-packages"))
+        if not any(Path(frame.filename).resolve().is_relative_to(folder) for folder in LIBRARY_FOLDERS)
     ]
     where = f" at `{frames[-1].line}`" if frames and frames[-1].line else ""
     return Feedback(
