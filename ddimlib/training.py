@@ -282,22 +282,23 @@ class Trainer:
 
     def _read_losses(self, pending: list[torch.Tensor], bar, out_of_time: bool = False, across: bool = True) -> bool:
         """Read the pending losses from the device at once (the only read-back of training), show them and
-        append them to self.losses. Returns whether any process is out of time.
+        append them to self.losses. Returns whether any process is out of time (False when nothing is pending: the
+        processes, which read at the same steps, have just agreed on it).
 
         On several processes (with across), one all-reduce carries the losses and the out-of-time flags, and the
         losses appended are the means over the processes."""
-        if not pending and not (across and self.world.size > 1):
-            return out_of_time
-        together = torch.stack(
+        if not pending:
+            return False
+        readings = torch.stack(
             [loss.float() for loss in pending] + [torch.tensor(float(out_of_time), device=self.device)]
         )
+        processes = self.world.size if across else 1
         if across:
-            together = self.world.sum(together)
-        *values, late = together.tolist()
-        values = [value / (self.world.size if across else 1) for value in values]
+            readings = self.world.sum(readings)
+        *values, late = readings.tolist()
+        values = [value / processes for value in values]
         pending.clear()
-        if values:
-            bar.set_postfix(loss=f"{sum(values) / len(values):.4f}", step=self.step)
+        bar.set_postfix(loss=f"{sum(values) / len(values):.4f}", step=self.step)
         self.losses.extend(values)
         return late > 0
 
