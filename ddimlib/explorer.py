@@ -164,7 +164,7 @@ class SamplerExplorer:
         )
         self.steps = widgets.SelectionSlider(
             options=stops,
-            value=max(s for s in stops if s <= 20) if stops[0] <= 20 else stops[0],
+            value=max(s for s in stops if s <= 20),  # 20, or the largest stop below it (the smallest is 5)
             description="S",
             continuous_update=False,
         )
@@ -179,6 +179,7 @@ class SamplerExplorer:
         for control in controls:
             control.observe(self._on_change, names="value")
 
+    @torch.no_grad()
     def seconds_per_call(self) -> float:
         """The time of one network call on the explorer's batch (the second of two calls: the first warms up)."""
         device, dtype = placement(self.eps_model)
