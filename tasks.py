@@ -140,8 +140,8 @@ def ensure_env() -> Path:
         platform.system(), gpu, not gpu and platform.system() == "Linux" and reachable(CPU_INDEX + "/torch/")
     )
     print(
-        f"[tasks] installing {TORCH_PIN}: {reason} (an existing .venv keeps the torch it has: delete .venv to change "
-        f"it)",
+        f"[tasks] installing {TORCH_PIN}: {reason} "
+        "(an existing .venv keeps the torch it has: delete .venv to change it)",
         flush=True,
     )
     install_torch(pip, arguments)
@@ -301,8 +301,8 @@ def execute_notebooks(paths: list[Path], build: Path) -> int:
             os.environ["OMP_NUM_THREADS"] = str(threads)  # the kernel inherits it; torch reads it when it starts
             if threads < cores:
                 print(
-                    f"[tasks]   other programs keep {cores - threads} of {cores} cores busy: torch gets {threads} "
-                    f"thread(s)",
+                    f"[tasks]   other programs keep {cores - threads} of {cores} cores busy: "
+                    f"torch gets {threads} thread(s)",
                     flush=True,
                 )
         progress = CellProgress(path.stem, nb)

@@ -158,8 +158,8 @@ def compare(
         return Feedback(
             False,
             f"✗ {what}: your answer has NaN or infinite entries (first at flat index "
-            f"{int((~torch.isfinite(got)).flatten().nonzero()[0])}); look for a division by zero or a negative square "
-            f"root.",
+            f"{int((~torch.isfinite(got)).flatten().nonzero()[0])}); "
+            "look for a division by zero or a negative square root.",
         )
     return Feedback(
         False,

@@ -55,8 +55,8 @@ def check_ddim_step(answer: Callable) -> Feedback:
                 a_prev**0.5 * (x_t - (1 - a_t) ** 0.5 * eps) / a_t
                 + (1 - a_prev - sigma**2) ** 0.5 * eps
                 + sigma * noise,
-                "the predicted x0 divides by sqrt(alpha_t), not alpha_t: invert x_t = sqrt(alpha_t) x0 + sqrt(1 - "
-                "alpha_t) eps.",
+                "the predicted x0 divides by sqrt(alpha_t), not alpha_t: invert "
+                "x_t = sqrt(alpha_t) x0 + sqrt(1 - alpha_t) eps.",
             ),
             (
                 a_prev * x0_pred + (1 - a_prev - sigma**2) ** 0.5 * eps + sigma * noise,

@@ -360,6 +360,6 @@ def check_ema(answer: Callable) -> Feedback:
         True,
         f"✓ the EMA: correct after {K} steps. Run from weights 1 with the weights then held at 0, your update "
         f"leaves {share:.3f} of the start after 1,500 steps at decay 0.999 (= 0.999^1500): the share of the random "
-        f"initialisation that section 3's short run would still carry in its EMA, and why it samples from the raw "
-        f"weights.",
+        "initialisation that section 3's short run would still carry in its EMA, "
+        "and why it samples from the raw weights.",
     )
