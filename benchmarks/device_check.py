@@ -88,7 +88,7 @@ def agreement(device: torch.device) -> dict:
     torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = before
     oracle = eight_gaussians(schedule)
     x_T = torch.randn(4096, 2, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
-    noise = lambda: torch.Generator().manual_seed(2)  # noqa: E731
+    noise = lambda: torch.Generator().manual_seed(2)
     cpu = sample(oracle, schedule, x_T, 50, eta=1.0, generator=noise(), progress=False)
     gpu = sample(oracle, schedule, x_T.to(device), 50, eta=1.0, generator=noise(), progress=False).cpu()
     result["float64, exact oracle, eta = 1"] = {
@@ -183,7 +183,6 @@ def main() -> int:
     # The goals are a GPU's, whose synchronized timings are steady; on a shared CPU, runs timed seconds apart differ
     # by several percent (benchmarks/sampler_overhead.py splits each run instead), so there the figures are reported
     # only.
-    # noqa: E731
     judge = lambda met, goal: ("met" if met else f"NOT met (goal: {goal})") if cuda else "CPU: reported, not judged"
     rows.append(
         (
