@@ -422,10 +422,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def regime_models(args: argparse.Namespace, device: torch.device) -> tuple[dict, dict]:
+def regime_models(args: argparse.Namespace, schedule: Schedule, device: torch.device) -> tuple[dict, dict]:
     """The regime map's models named in args.chosen, as {name: (eps_model, its exact noise predictor or None)},
     and their records for the result's settings. Every network must share the oracle's schedule."""
-    schedule = TrainConfig().schedule()
     models, records = {}, {}
     for name in args.chosen:
         if name == "oracle":
@@ -475,7 +474,9 @@ def main(argv: list[str] | None = None) -> int:
             "reference": "500 held-out digits" if args.dataset == "digits" else "the 10,000 Fashion-MNIST test images",
         }
     else:
-        models, records = regime_models(args, device)
+        # every model here is trained on the default linear schedule (regime_models checks it)
+        schedule = TrainConfig().schedule()
+        models, records = regime_models(args, schedule, device)
         settings |= {"steps": REGIME_STEPS, "etas": list(REGIME_ETAS), "models": records}
     previous = unfinished(args.out, settings)
     if previous is not None and "models" in settings:
@@ -500,7 +501,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         complete = True
     else:
-        cells = regime_map(models, TrainConfig().schedule(), args.samples, args.replicates, done=previous, save=save)
+        cells = regime_map(models, schedule, args.samples, args.replicates, done=previous, save=save)
         complete = set(cells["floor"]) == set(REGIME_MODELS)
     runs = runs + [provenance(command, started, device)]
     result = settings | cells | {"complete": complete, "runs": runs}
