@@ -10,6 +10,8 @@
 - Tests marked `cuda` compare a GPU with the CPU; they are skipped where there is no GPU.
 """
 
+from dataclasses import dataclass, field
+
 import pytest
 import torch
 
@@ -133,8 +135,12 @@ def test_training_reads_the_losses_back_once_every_so_many_steps(read_backs):
     assert all(r == 1 for r in reads if r)
 
 
+@dataclass(frozen=True)
 class TwoOfTheSame(World):
-    """Rank 0 of two processes whose partner holds the same values: its all-reduce doubles (no process group)."""
+    """Rank 0 of two processes whose partner holds the same values: its all-reduce doubles (no process group), and
+    it counts the elements of each all-reduce in `reductions`."""
+
+    reductions: list = field(default_factory=list)
 
     def sum(self, tensor):
         self.reductions.append(tensor.numel())
@@ -147,7 +153,6 @@ def test_training_on_several_processes_adds_no_read_back_and_stops_together(read
     config = TrainConfig(dataset="digits", model="unet", model_config=DEFAULT_MODELS["digits"][1], batch_size=8)
     trainer = Trainer(config, torch.rand(32, *SHAPE) * 2 - 1, device="cpu")
     trainer.world = world = TwoOfTheSame(rank=0, size=2, backend="gloo")
-    object.__setattr__(world, "reductions", [])
     trainer.forward = spy = Spy(trainer.model, read_backs)
     losses = trainer.train(steps=2 * LOSS_READ_EVERY + 5, progress=False)
     reads = [b - a for a, b in zip(spy.marks, spy.marks[1:])]
