@@ -86,7 +86,7 @@ def agreement(device: torch.device) -> dict:
         difference = (sample(model.to(device), schedule, x_T.to(device), 50, progress=False).cpu() - on_cpu).abs()
         result[label] = {"max": float(difference.max()), "mean": float(difference.mean())}
     torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = before
-    oracle = eight_gaussians(schedule)
+    oracle = eight_gaussians().eps_model(schedule)
     x_T = torch.randn(4096, 2, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
     noise = lambda: torch.Generator().manual_seed(2)
     cpu = sample(oracle, schedule, x_T, 50, eta=1.0, generator=noise(), progress=False)

@@ -1,7 +1,7 @@
 """Data sets that ship with the project or are made in code, and an IDX loader for MNIST/Fashion-MNIST.
 
-- 2-D toy sets, generated from a seed: eight Gaussians on a circle (also as an exact oracle
-  mixture), two moons, swiss roll, checkerboard.
+- 2-D toy sets, generated from a seed: eight Gaussians on a circle (`ddimlib.oracle.eight_gaussians`,
+  whose exact denoiser is known), two moons, swiss roll, checkerboard.
 - The embedded default image set: the 8x8 handwritten digits (1,797 images) that scikit-learn
   bundles, shipped in data/digits.csv.gz with its sha256 (see data/README.md for provenance and
   licence), scaled to [-1, 1], with a fixed stratified train/test split.
@@ -32,7 +32,6 @@ import torch
 from ddimlib._validate import require_choice, require_int
 from ddimlib.checkpoints import write_atomic
 from ddimlib.oracle import eight_gaussians
-from ddimlib.schedules import Schedule
 
 
 def _data_dir() -> Path:
@@ -66,7 +65,7 @@ def toy_2d(name: str, n: int, seed: int = 0) -> torch.Tensor:
     n = require_int("n", n, 1)
     g = torch.Generator().manual_seed(seed)
     if name == "eight_gaussians":
-        return eight_gaussians_oracle(None).sample(n, generator=g).float()
+        return eight_gaussians().sample(n, generator=g).float()
     if name == "two_moons":
         upper = torch.rand(n, generator=g) < 0.5
         angle = torch.rand(n, generator=g) * math.pi
@@ -84,16 +83,6 @@ def toy_2d(name: str, n: int, seed: int = 0) -> torch.Tensor:
     col = 2 * (cell % 2) + (row % 2)
     offset = torch.rand(n, 2, generator=g)
     return torch.stack([col + offset[:, 0], row + offset[:, 1]], 1) - 2.0
-
-
-def eight_gaussians_oracle(schedule: Schedule | None):
-    """The eight-Gaussians set as a GaussianMixtureEps, so the exact oracle applies (radius 2, std 0.1).
-
-    With schedule=None it can only be sampled (a linear schedule is attached as a placeholder).
-    """
-    from ddimlib.schedules import linear_schedule
-
-    return eight_gaussians(schedule if schedule is not None else linear_schedule(), radius=2.0, std=0.1)
 
 
 # ---------------------------------------------------------------- the embedded digits

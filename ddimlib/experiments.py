@@ -46,7 +46,7 @@ from ddimlib.metrics import (
     reference_features,
     shipped_classifier,
 )
-from ddimlib.oracle import GaussianMixtureEps
+from ddimlib.oracle import empirical
 from ddimlib.sampling import sample
 from ddimlib.schedules import Schedule
 from ddimlib.training import TrainConfig, load_model, pick_device
@@ -161,20 +161,6 @@ def regime_name(model: str, eta: float, steps: int) -> str:
     return f"{model}, eta={eta:g}, S={steps}"
 
 
-def smooth_oracle(images: torch.Tensor, std: float, schedule: Schedule) -> GaussianMixtureEps:
-    """The exact E[eps | x_t] of a smooth density made from images (N, C, H, W): each image the mean of an
-    isotropic Gaussian of `std`, all equally likely. Its samples are training images with pixel noise of that std, a
-    density with volume, unlike the point masses of `ddimlib.oracle.empirical_eps` (which a sampler reproduces, so
-    that they sit at the floor after 10 steps with any sampler)."""
-    flat = images.reshape(len(images), -1).double()
-    return GaussianMixtureEps(
-        flat,
-        torch.full((len(images),), float(std)),
-        torch.full((len(images),), 1 / len(images), dtype=torch.float64),
-        schedule,
-    )
-
-
 @torch.no_grad()
 def regime_map(
     models: dict,
@@ -190,9 +176,10 @@ def regime_map(
     """FD of eta x S cells for several models of Fashion-MNIST, each against its own distribution.
 
     models: {name: (eps_model, reference)}: reference None scores against the 10,000 test images with the data
-    floor; an oracle's reference is its own density (a GaussianMixtureEps), scored against ORACLE_REFERENCE exact
-    draws of it, its floor n fresh exact draws against the same. Returns {"fd": {cell: [FD of each replicate]},
-    "floor": {model: [FD of each of 20 floor draws]}}; done and save as in `table1`."""
+    floor; an oracle's reference is its own density (a `ddimlib.oracle.GaussianMixture`), scored against
+    ORACLE_REFERENCE exact draws of it, its floor n fresh exact draws against the same. Returns
+    {"fd": {cell: [FD of each replicate]}, "floor": {model: [FD of each of 20 floor draws]}}; done and save as in
+    `table1`."""
     from tqdm.auto import tqdm
 
     classifier = shipped_classifier("fashion_mnist")
@@ -428,8 +415,10 @@ def regime_models(args: argparse.Namespace, schedule: Schedule, device: torch.de
     models, records = {}, {}
     for name in args.chosen:
         if name == "oracle":
-            oracle = smooth_oracle(load_fashion_mnist("train").images[:ORACLE_IMAGES], ORACLE_STD, schedule)
-            models[name] = (oracle, oracle)
+            # a smooth density: each image a Gaussian, not a point mass (whose denoiser a sampler reproduces, so
+            # that it sits at the floor after 10 steps with any sampler)
+            density = empirical(load_fashion_mnist("train").images[:ORACLE_IMAGES], ORACLE_STD)
+            models[name] = (density.eps_model(schedule), density)
             records[name] = {
                 "images": ORACLE_IMAGES,
                 "std": ORACLE_STD,

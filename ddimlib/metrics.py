@@ -499,11 +499,9 @@ def against_floor(score: dict, floor: dict) -> dict:
 
 def off_mode_share(points: torch.Tensor, mixture, widths: float = 3.0) -> float:
     """The share of points farther than `widths` component standard deviations from every mean of a Gaussian mixture
-    (a `ddimlib.oracle.GaussianMixtureEps`, e.g. `ddimlib.data.eight_gaussians_oracle`): the mass a sampler left
-    between
-    the modes. Sliced W2 at a thousand points hardly sees it (notebook 04: 18 % of the points between the eight
-    Gaussians
-    score like the data), while real draws put about 1 % there at three standard deviations in 2-D.
+    (a `ddimlib.oracle.GaussianMixture`, e.g. `ddimlib.oracle.eight_gaussians()`): the mass a sampler left between
+    the modes. Sliced W2 at a thousand points hardly sees it (notebook 04), while real draws put about 1 % there at
+    three standard deviations in 2-D.
 
     points: (N, D). Returns a fraction in [0, 1].
     """

@@ -5,7 +5,7 @@ import torch
 
 from ddimlib.forward import q_posterior_mean_std, q_sample, sample_forward_chain
 from ddimlib.ode import decode, encode, slerp
-from ddimlib.oracle import GaussianMixtureEps
+from ddimlib.oracle import GaussianMixture
 from ddimlib.sampling import ddim_step, ddpm_sample, sample, sigma_eta
 from ddimlib.schedules import Schedule, linear_schedule, resolve_tau, schedule_from_betas, timesteps
 
@@ -211,7 +211,7 @@ CASES = [
     ),
     (
         "mixture weights",
-        lambda: GaussianMixtureEps(torch.zeros(2, 1), torch.ones(2), torch.tensor([0.5, 0.6]), SCHEDULE),
+        lambda: GaussianMixture(torch.zeros(2, 1), torch.ones(2), torch.tensor([0.5, 0.6])),
         ValueError,
         r"weights must be positive and sum to 1, got sum 1.1",
     ),

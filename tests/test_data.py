@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from ddimlib import data
+from ddimlib.oracle import eight_gaussians
 
 
 @pytest.mark.parametrize("name", data.TOY_SETS)
@@ -26,10 +27,12 @@ def test_eight_gaussians_has_its_mixture():
     points = data.toy_2d("eight_gaussians", 4000, seed=0).double()
     radius = points.norm(dim=1)
     assert abs(radius.mean().item() - 2.0) < 0.01
-    oracle = data.eight_gaussians_oracle(None)
-    assert oracle.means.shape == (8, 2) and torch.allclose(
-        oracle.means.norm(dim=1), torch.full((8,), 2.0, dtype=torch.float64)
+    mixture = eight_gaussians()
+    assert mixture.means.shape == (8, 2) and torch.allclose(
+        mixture.means.norm(dim=1), torch.full((8,), 2.0, dtype=torch.float64)
     )
+    again = eight_gaussians().sample(4000, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(points.float(), again.float())
 
 
 def test_checkerboard_lies_on_black_squares():

@@ -52,9 +52,9 @@ def test_the_euler_step_check():
 
 def reconstruction_error(S, squared=False, decode_steps=None):
     schedule = linear_schedule(1000)
-    oracle = eight_gaussians(schedule)
+    oracle = eight_gaussians().eps_model(schedule)
     # other data than the check's: p agrees within 0.15
-    x0 = oracle.sample(500, generator=torch.Generator().manual_seed(11))
+    x0 = oracle.mixture.sample(500, generator=torch.Generator().manual_seed(11))
     x0_rec = decode(oracle, schedule, encode(oracle, schedule, x0, S), decode_steps or S)
     return ((x0_rec - x0) ** 2).mean().item() if squared else (x0_rec - x0).norm(dim=1).mean().item()
 

@@ -10,7 +10,7 @@ from ddimlib.sampling import sigma_eta
 from ddimlib.schedules import linear_schedule
 
 SCHEDULE = linear_schedule(1000)
-ORACLE = eight_gaussians(SCHEDULE)
+ORACLE = eight_gaussians().eps_model(SCHEDULE)
 X_T = torch.randn(64, 2, generator=torch.Generator().manual_seed(0))  # float32, as a learner's x_T would be
 
 

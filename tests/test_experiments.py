@@ -12,6 +12,7 @@ from ddimlib.checkpoints import write_json
 from ddimlib.data import load_digits
 from ddimlib.metrics import classifier_features, frechet_distance, load_classifier
 from ddimlib.models import UNetConfig, UNetEps
+from ddimlib.oracle import empirical
 from ddimlib.sampling import sample
 from ddimlib.schedules import linear_schedule
 
@@ -160,9 +161,10 @@ def test_the_regime_map_scores_each_model_against_its_own_distribution(monkeypat
     monkeypatch.setattr(experiments, "ORACLE_REFERENCE", 1000)
     torch.manual_seed(0)
     schedule = linear_schedule(10)
-    oracle = experiments.smooth_oracle(load_fashion_mnist("train").images[:50], 0.05, schedule)
+    density = empirical(load_fashion_mnist("train").images[:50], 0.05)
+    oracle = density.eps_model(schedule)
     model = UNetEps(UNetConfig(base=8, mults=(1, 2), groups=4)).eval()
-    models = {"oracle": (oracle, oracle), "model": (model, None)}
+    models = {"oracle": (oracle, density), "model": (model, None)}
     result = experiments.regime_map(models, schedule, samples=16, replicates=2, steps=[2, 5], progress=False)
     assert set(result["fd"]) == {
         experiments.regime_name(m, eta, s) for m in models for eta in (0.0, 1.0) for s in (2, 5)
@@ -171,7 +173,7 @@ def test_the_regime_map_scores_each_model_against_its_own_distribution(monkeypat
     assert set(result["floor"]) == {"oracle", "model"} and len(result["floor"]["oracle"]) == 20
     classifier = load_classifier(dataset="fashion_mnist")
     exact = (
-        oracle.sample(1000, generator=torch.Generator().manual_seed(experiments.SEED - 1))
+        density.sample(1000, generator=torch.Generator().manual_seed(experiments.SEED - 1))
         .float()
         .reshape(-1, 1, 28, 28)
     )

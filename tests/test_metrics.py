@@ -219,10 +219,10 @@ def test_the_shipped_digits_sidecars_were_judged_by_the_same_rule():
 
 
 def test_off_mode_share_counts_the_points_between_the_modes():
-    from ddimlib.data import eight_gaussians_oracle
     from ddimlib.metrics import off_mode_share
+    from ddimlib.oracle import eight_gaussians
 
-    mixture = eight_gaussians_oracle(None)
+    mixture = eight_gaussians()
     real = mixture.sample(200_000, generator=torch.Generator().manual_seed(0))
     expected = math.exp(-4.5)  # 2-D: P(|z| > 3) = exp(-9 / 2) for a standard normal pair (the modes are far apart)
     assert abs(off_mode_share(real, mixture) - expected) < 5 * (expected * (1 - expected) / len(real)) ** 0.5

@@ -65,9 +65,9 @@ def test_j_sigma_equals_l_gamma_plus_the_constant_by_monte_carlo():
     """J_sigma = E[log q_sigma - log p_theta] against L_gamma + C, C = KL(q(x_T|x0) || N(0,I)) + (d/2) log(2 pi
     sigma_1^2)."""
     schedule = linear_schedule(T=8, beta_start=0.02, beta_end=0.4)
-    model = eight_gaussians(schedule)
+    model = eight_gaussians().eps_model(schedule)
     n, d = 20000, 2
-    x0 = model.sample(n, generator=torch.Generator().manual_seed(1))
+    x0 = model.mixture.sample(n, generator=torch.Generator().manual_seed(1))
     alpha = schedule.alpha
     for eta in [0.3, 1.0]:
         sigma = eta_sigma(schedule, eta)
@@ -89,8 +89,8 @@ def test_j_sigma_equals_l_gamma_plus_the_constant_by_monte_carlo():
 
 def test_l_simple_is_the_unweighted_eps_regression():
     schedule = linear_schedule()
-    model = eight_gaussians(schedule)
-    x0 = model.sample(512, generator=torch.Generator().manual_seed(3))
+    model = eight_gaussians().eps_model(schedule)
+    x0 = model.mixture.sample(512, generator=torch.Generator().manual_seed(3))
     loss = l_simple(model, x0, schedule, torch.Generator().manual_seed(4))
     g = torch.Generator().manual_seed(4)
     t = torch.randint(1, 1001, (512,), generator=g)

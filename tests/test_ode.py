@@ -18,7 +18,7 @@ from ddimlib.ode import (
     slerp,
     to_x_bar,
 )
-from ddimlib.oracle import GaussianMixtureEps, eight_gaussians
+from ddimlib.oracle import GaussianMixture, eight_gaussians
 from ddimlib.sampling import ddim_step, sample
 from ddimlib.schedules import linear_schedule, timesteps
 
@@ -49,7 +49,7 @@ def test_one_ddim_step_at_eta_0_is_one_euler_step_of_eq_14():
 
 def test_decode_is_sample_with_eta_0():
     x_T = torch.randn(16, 2, generator=torch.Generator().manual_seed(1), dtype=F64)
-    model = eight_gaussians(SCHEDULE)
+    model = eight_gaussians().eps_model(SCHEDULE)
     for steps, kind in [(10, "linear"), (37, "quadratic"), (1000, "linear")]:
         via_ode = decode(model, SCHEDULE, x_T, steps, tau=kind)
         via_ddim = sample(model, SCHEDULE, x_T, steps, eta=0.0, tau=kind, progress=False)
@@ -58,8 +58,8 @@ def test_decode_is_sample_with_eta_0():
 
 def test_encode_decode_with_the_oracle_converges():
     """Reconstruction error falls monotonically with S and is below 1e-4 per dimension at S = 1000."""
-    model = eight_gaussians(SCHEDULE)
-    x0 = model.sample(1000, generator=torch.Generator().manual_seed(2))
+    model = eight_gaussians().eps_model(SCHEDULE)
+    x0 = model.mixture.sample(1000, generator=torch.Generator().manual_seed(2))
     errors = []
     for steps in [10, 20, 50, 100, 200, 500, 1000]:
         x0_rec = decode(model, SCHEDULE, encode(model, SCHEDULE, x0, steps), steps)
@@ -70,9 +70,9 @@ def test_encode_decode_with_the_oracle_converges():
 
 def test_encoding_the_oracle_gives_gaussian_latents():
     """Data pushed through the ODE lands on q(x_T), which is N(0, I) up to sqrt(alpha_T) x0 ~ 0.006 x0."""
-    model = eight_gaussians(SCHEDULE)
+    model = eight_gaussians().eps_model(SCHEDULE)
     n = 4000
-    x_T = encode(model, SCHEDULE, model.sample(n, generator=torch.Generator().manual_seed(3)), 200)
+    x_T = encode(model, SCHEDULE, model.mixture.sample(n, generator=torch.Generator().manual_seed(3)), 200)
     assert (x_T.mean(0).abs() < 4 / math.sqrt(n)).all()
     assert ((x_T.std(0) - 1).abs() < 4 / math.sqrt(2 * n)).all()
 
@@ -112,19 +112,18 @@ def test_encode_evaluates_the_model_at_t_1_then_at_each_steps_start():
 
 def test_dpm_solver_2m_with_two_steps_is_ddim():
     """Its first step and its last step (to t = 0) are DDIM's eta = 0 step, so with S = 2 it is DDIM."""
-    model = eight_gaussians(SCHEDULE)
+    model = eight_gaussians().eps_model(SCHEDULE)
     x_T = torch.randn(32, 2, generator=torch.Generator().manual_seed(5), dtype=F64)
     assert (dpm_solver_2m(model, SCHEDULE, x_T, 2) - decode(model, SCHEDULE, x_T, 2)).abs().max() <= 1e-12
 
 
 def test_observed_orders_one_for_ddim_and_two_for_dpm_solver_2m():
     """Error against a fine reference (DPM-Solver++(2M), S = 1000) on the oracle, over NFE = S in {25, 50, 100}."""
-    model = GaussianMixtureEps(
+    model = GaussianMixture(
         torch.tensor([[-1.0, 0.5], [1.0, -0.5]], dtype=F64),
         torch.tensor([0.5, 0.5], dtype=F64),
         torch.tensor([0.5, 0.5], dtype=F64),
-        SCHEDULE,
-    )
+    ).eps_model(SCHEDULE)
     x_T = torch.randn(256, 2, generator=torch.Generator().manual_seed(6), dtype=F64)
     reference = dpm_solver_2m(model, SCHEDULE, x_T, 1000)
     steps = [25, 50, 100]
@@ -165,12 +164,11 @@ def test_euler_step_in_sigma_squared_is_eq_15():
 def test_euler_in_sigma_squared_converges_at_first_order_to_the_same_solution():
     """On a smooth mixture (stds 0.5), decoded with Eq. 15's steps, S in {50, 100, 200}: error ~ 1/S against the
     reference."""
-    model = GaussianMixtureEps(
+    model = GaussianMixture(
         torch.tensor([[-1.0, 0.5], [1.0, -0.5]], dtype=F64),
         torch.tensor([0.5, 0.5], dtype=F64),
         torch.tensor([0.5, 0.5], dtype=F64),
-        SCHEDULE,
-    )
+    ).eps_model(SCHEDULE)
     x_T = torch.randn(256, 2, generator=torch.Generator().manual_seed(8), dtype=F64)
     reference = dpm_solver_2m(model, SCHEDULE, x_T, 1000)
 
@@ -203,13 +201,12 @@ def test_encoding_evaluates_its_first_step_at_t_1_because_that_reconstructs_bett
     # encode's docstring: the first step starts at t = 0, where the model was never trained; evaluating it at t = 1
     # rather
     # than at tau_1 reconstructs better at S = 10 (measured here on the exact eight-Gaussians oracle)
-    from ddimlib.data import eight_gaussians_oracle
     from ddimlib.ode import euler_step, from_x_bar, to_x_bar
     from ddimlib.schedules import timesteps
 
     schedule = linear_schedule()
-    oracle = eight_gaussians_oracle(schedule)
-    x0 = oracle.sample(2000, generator=torch.Generator().manual_seed(0))
+    oracle = eight_gaussians().eps_model(schedule)
+    x0 = oracle.mixture.sample(2000, generator=torch.Generator().manual_seed(0))
     grid = [0] + timesteps(10, schedule.T).tolist()
     x_bar = to_x_bar(x0, schedule.alpha[0])
     for k, (t, t_next) in enumerate(zip(grid, grid[1:])):

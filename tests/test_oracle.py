@@ -4,7 +4,7 @@ import math
 
 import torch
 
-from ddimlib.oracle import GaussianMixtureEps, eight_gaussians, empirical_eps
+from ddimlib.oracle import GaussianMixture, eight_gaussians, empirical
 from ddimlib.sampling import sample
 from ddimlib.schedules import linear_schedule
 
@@ -14,7 +14,7 @@ F64 = torch.float64
 
 def test_single_gaussian_matches_the_closed_form():
     mu, s = torch.tensor([[0.7, -1.2, 0.1]], dtype=F64), 0.4
-    model = GaussianMixtureEps(mu, torch.tensor([s], dtype=F64), torch.tensor([1.0], dtype=F64), SCHEDULE)
+    model = GaussianMixture(mu, torch.tensor([s], dtype=F64), torch.tensor([1.0], dtype=F64)).eps_model(SCHEDULE)
     g = torch.Generator().manual_seed(0)
     x_t = torch.randn(32, 3, generator=g, dtype=F64) * 2
     t = torch.randint(1, 1001, (32,), generator=g)
@@ -30,7 +30,7 @@ def test_mixture_matches_quadrature_of_the_posterior():
         torch.tensor([0.3, 0.2, 0.5]),
         torch.tensor([0.2, 0.5, 0.3], dtype=F64),
     )
-    model = GaussianMixtureEps(means, stds, weights, SCHEDULE)
+    model = GaussianMixture(means, stds, weights).eps_model(SCHEDULE)
     grid = torch.linspace(-6, 8, 200001, dtype=F64)
     prior = sum(
         w * torch.exp(-0.5 * ((grid - m) / s) ** 2) / s for m, s, w in zip(means[:, 0], stds.double(), weights)
@@ -48,7 +48,7 @@ def test_mixture_matches_quadrature_of_the_posterior():
 def test_empirical_oracle_matches_brute_force():
     g = torch.Generator().manual_seed(1)
     points = torch.randn(7, 2, 2, generator=g, dtype=F64)  # seven 2x2 "images"
-    model = empirical_eps(points, SCHEDULE)
+    model = empirical(points).eps_model(SCHEDULE)
     x_t = torch.randn(5, 2, 2, generator=g, dtype=F64)
     t = torch.tensor([1, 50, 300, 700, 1000])
     a = SCHEDULE.alpha[t].reshape(5, 1, 1, 1)
@@ -62,9 +62,11 @@ def test_empirical_oracle_matches_brute_force():
 
 def test_ddim_eta_0_maps_noise_to_a_1d_gaussian():
     mu, s = 0.8, 0.5
-    model = GaussianMixtureEps(
-        torch.tensor([[mu]], dtype=F64), torch.tensor([s], dtype=F64), torch.tensor([1.0], dtype=F64), SCHEDULE
-    )
+    model = GaussianMixture(
+        torch.tensor([[mu]], dtype=F64),
+        torch.tensor([s], dtype=F64),
+        torch.tensor([1.0], dtype=F64),
+    ).eps_model(SCHEDULE)
     n = 4000
     x_T = torch.randn(n, 1, generator=torch.Generator().manual_seed(2), dtype=F64)
     x0 = sample(model, SCHEDULE, x_T, 1000, eta=0.0, progress=False)[:, 0]
@@ -74,7 +76,7 @@ def test_ddim_eta_0_maps_noise_to_a_1d_gaussian():
 
 def test_ddim_eta_0_recovers_mixture_weights():
     means, weights = torch.tensor([[-2.0], [0.0], [2.5]], dtype=F64), torch.tensor([0.5, 0.2, 0.3], dtype=F64)
-    model = GaussianMixtureEps(means, torch.tensor([0.3, 0.3, 0.3]), weights, SCHEDULE)
+    model = GaussianMixture(means, torch.tensor([0.3, 0.3, 0.3]), weights).eps_model(SCHEDULE)
     n = 4000
     x_T = torch.randn(n, 1, generator=torch.Generator().manual_seed(3), dtype=F64)
     x0 = sample(model, SCHEDULE, x_T, 1000, eta=0.0, progress=False)
@@ -85,8 +87,8 @@ def test_ddim_eta_0_recovers_mixture_weights():
 
 
 def test_eight_gaussians_sampler_and_oracle_agree():
-    model = eight_gaussians(SCHEDULE)
-    x0 = model.sample(2000, generator=torch.Generator().manual_seed(4))
+    model = eight_gaussians().eps_model(SCHEDULE)
+    x0 = model.mixture.sample(2000, generator=torch.Generator().manual_seed(4))
     radius = x0.norm(dim=1)
     assert abs(radius.mean().item() - 2.0) < 0.02
     generated = sample(

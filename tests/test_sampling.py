@@ -42,7 +42,7 @@ def test_eq_12_cannot_take_sigma_hat_where_alpha_t_below_alpha_prev_squared():
 
 
 def test_ddim_eta_1_on_the_full_chain_is_ddpm_step_for_step():
-    model = eight_gaussians(SCHEDULE)
+    model = eight_gaussians().eps_model(SCHEDULE)
     x_T = torch.randn(64, 2, generator=torch.Generator().manual_seed(1), dtype=F64)
     _, ddim = sample(
         model,
@@ -116,7 +116,7 @@ def test_trajectory_layout_and_the_model_sees_paper_timesteps():
 
 
 def test_samplers_follow_input_dtype():
-    model = eight_gaussians(SCHEDULE)
+    model = eight_gaussians().eps_model(SCHEDULE)
     x_T = torch.randn(8, 2, dtype=torch.float32)
     assert sample(model, SCHEDULE, x_T, 10, eta=0.5, progress=False).dtype == torch.float32
     assert ddpm_sample(model, SCHEDULE, x_T, progress=False).dtype == torch.float32
@@ -125,7 +125,7 @@ def test_samplers_follow_input_dtype():
 def test_sample_at_any_eta_on_a_quadratic_tau_is_a_loop_of_ddim_step():
     """eta = 0.5 on the quadratic tau, float64: the sampler's floats from `host_floats` against Eq. 12 as ddim_step
     writes it, step for step from the same x_T and the same noise (drawn in step order, none on the last step)."""
-    model = eight_gaussians(SCHEDULE)
+    model = eight_gaussians().eps_model(SCHEDULE)
     x_T = torch.randn(32, 2, generator=torch.Generator().manual_seed(5), dtype=F64)
     out, path = sample(
         model,

@@ -36,7 +36,7 @@ RECONSTRUCTION_SAMPLES = 500
 @lru_cache(maxsize=1)
 def _setting():
     schedule = linear_schedule(1000)
-    return schedule, eight_gaussians(schedule)
+    return schedule, eight_gaussians().eps_model(schedule)
 
 
 def _step_inputs(case, seed: int = 0):
@@ -140,7 +140,7 @@ def reconstruction_reference() -> tuple[tuple[int, ...], tuple[float, ...], floa
     """The library's measurement: mean |decode(encode(x0, S), S) - x0| over 500 draws of the eight-Gaussians data
     (seed 7), at S in RECONSTRUCTION_STEPS, and its observed order. Returns (steps, errors, order)."""
     schedule, oracle = _setting()
-    x0 = oracle.sample(RECONSTRUCTION_SAMPLES, generator=torch.Generator().manual_seed(7))
+    x0 = oracle.mixture.sample(RECONSTRUCTION_SAMPLES, generator=torch.Generator().manual_seed(7))
     errors = tuple(
         float((decode(oracle, schedule, encode(oracle, schedule, x0, S), S) - x0).norm(dim=1).mean())
         for S in RECONSTRUCTION_STEPS

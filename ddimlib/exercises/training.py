@@ -23,11 +23,12 @@ LOSS_BATCH = 512  # points of the eight-Gaussians set per batch
 
 
 def _loss_inputs():
-    from ddimlib.data import eight_gaussians_oracle, toy_2d
+    from ddimlib.data import toy_2d
+    from ddimlib.oracle import eight_gaussians
     from ddimlib.schedules import linear_schedule
 
     schedule = linear_schedule(1000)
-    return eight_gaussians_oracle(schedule), toy_2d("eight_gaussians", LOSS_BATCH, seed=0).double(), schedule
+    return eight_gaussians().eps_model(schedule), toy_2d("eight_gaussians", LOSS_BATCH, seed=0).double(), schedule
 
 
 def _mistaken_loss(eps_model, x0: torch.Tensor, alpha: torch.Tensor, seed: int, mistake: str) -> torch.Tensor:
