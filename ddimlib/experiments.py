@@ -35,6 +35,7 @@ from pathlib import Path
 
 import torch
 
+from ddimlib import stats
 from ddimlib.checkpoints import hardware, load_checkpoint, write_json
 from ddimlib.data import DATA_DIR, IMAGE_SHAPES, load_fashion_mnist, sha256_of
 from ddimlib.loop import placement
@@ -242,13 +243,7 @@ def provenance(command: str, started: float, device: torch.device) -> dict:
 
 def _ratio_curve(ax, values: list[torch.Tensor], steps: list[int], floor: torch.Tensor, **style) -> None:
     """One curve of FD / floor against S: the mean of each cell's replicates, with its standard error."""
-    mean = torch.stack([v.mean() for v in values]) / floor
-    se = (
-        torch.stack(
-            [v.std() / len(v) ** 0.5 if len(v) > 1 else torch.tensor(0.0, dtype=torch.float64) for v in values]
-        )
-        / floor
-    )
+    mean, se = torch.tensor([stats.mean_se(v) for v in values], dtype=torch.float64).T / floor
     ax.errorbar(steps, mean, se, marker="o", capsize=3, **style)
 
 

@@ -23,7 +23,14 @@ from collections.abc import Sequence
 import torch
 from tqdm.auto import tqdm
 
-from ddimlib._validate import require_floating, require_in_range, require_int, require_same_kind, require_same_shape
+from ddimlib._validate import (
+    require_choice,
+    require_floating,
+    require_in_range,
+    require_int,
+    require_same_kind,
+    require_same_shape,
+)
 from ddimlib.forward import expand_to
 from ddimlib.loop import EpsModel, ModelOutputs, call_model, check_model, check_x_T, host_floats
 from ddimlib.schedules import Schedule, resolve_tau
@@ -100,10 +107,21 @@ def _grid(schedule: Schedule, steps, tau) -> list[int]:
     return [0] + resolve_tau(tau, steps, schedule.T).tolist()
 
 
+SCHEMES = ("sigma", "sigma_squared")  # Euler's method in sigma (Eq. 14: DDIM) or in sigma^2 (Eq. 15)
+
+
 def _integrate(
-    eps_model: EpsModel, schedule: Schedule, x: torch.Tensor, grid: list[int], desc: str, progress: bool
+    eps_model: EpsModel,
+    schedule: Schedule,
+    x: torch.Tensor,
+    grid: list[int],
+    desc: str,
+    progress: bool,
+    scheme: str = "sigma",
 ) -> torch.Tensor:
-    """Euler steps of Eq. 14 along `grid` (increasing: encode; decreasing: decode), from x at grid[0] to grid[-1].
+    """Euler steps of Eq. 14 along `grid` (increasing: encode; decreasing: decode), from x at grid[0] to grid[-1];
+    with scheme="sigma_squared" Euler steps in sigma^2 (Eq. 15, `euler_step_sigma_squared`), which need sigma > 0
+    at every step's start (decoding only).
 
     Each step evaluates the model at its start time, except that a start at t = 0 (only encode's
     first step) is evaluated at t = 1 (see encode). Every step's coefficients are computed before the
@@ -113,7 +131,8 @@ def _integrate(
     x = check_x_T(x)
     alpha = schedule.alpha[grid]  # float64 on the CPU
     sigma = ode_sigma(alpha)
-    to_x, steps = host_floats(1 / (sigma**2 + 1).sqrt(), sigma[1:] - sigma[:-1])
+    change = sigma[1:] - sigma[:-1] if scheme == "sigma" else (sigma[1:] ** 2 - sigma[:-1] ** 2) / (2 * sigma[:-1])
+    to_x, steps = host_floats(1 / (sigma**2 + 1).sqrt(), change)
     x_bar = to_x_bar(x, alpha[0])
     outputs = ModelOutputs(len(grid) - 1, x)
     for k in tqdm(range(len(grid) - 1), desc=desc, disable=not progress, leave=False):
@@ -160,13 +179,17 @@ def decode(
     steps: int | None,
     tau: str | Sequence[int] | torch.Tensor = "linear",
     progress: bool = False,
+    scheme: str = "sigma",
 ) -> torch.Tensor:
     """Decode a latent x_T into x_0 by running Eq. 14 backward from tau_S = T to tau_0 = 0.
 
-    Identical in exact arithmetic to sampling.sample with eta = 0 (DDIM is this Euler method).
+    scheme "sigma" (Euler's method in sigma) is identical in exact arithmetic to sampling.sample with eta = 0
+    (DDIM is this Euler method); "sigma_squared" takes Euler steps in sigma^2 instead (Eq. 15, Proposition 1:
+    `euler_step_sigma_squared` at every step), the same ODE discretised otherwise.
     x_T: (B, ...). Returns x_0 of the same shape.
     """
-    return _integrate(eps_model, schedule, x_T, _grid(schedule, steps, tau)[::-1], "decode", progress)
+    scheme = require_choice("scheme", scheme, SCHEMES)
+    return _integrate(eps_model, schedule, x_T, _grid(schedule, steps, tau)[::-1], "decode", progress, scheme)
 
 
 @torch.no_grad()

@@ -43,6 +43,14 @@ def sigma_eta(alpha_t, alpha_prev, eta: float):
     return eta * ((1 - alpha_prev) / (1 - alpha_t) * (1 - alpha_t / alpha_prev)) ** 0.5
 
 
+def sigma_table(schedule: Schedule, eta: float) -> torch.Tensor:
+    """sigma_t(eta) of Eq. 16 for every t of the full chain, as a (T+1,) tensor indexed by the paper's t (sigma[0] = 0,
+    unused; sigma[1] = 0 too, since alpha_0 = 1): the table `forward.sample_forward_chain`,
+    `objective.gamma_weights` and `objective.log_q_sigma` take."""
+    alpha = schedule.alpha
+    return torch.cat([torch.zeros(1, dtype=alpha.dtype), sigma_eta(alpha[1:], alpha[:-1], eta)])
+
+
 def sigma_hat(alpha_t, alpha_prev):
     """The larger standard deviation of DDIM Section 5: sqrt(1 - alpha_t / alpha_{t-1}) (sqrt(beta_t) on the full
     chain).

@@ -106,6 +106,16 @@ class Verdict:
         return self
 
 
+def mean_se(values) -> tuple[float, float]:
+    """The mean of independent values (a 1-D tensor or a list) and its standard error sd / sqrt(n), with n - 1 in
+    the sd; a single value has no spread to estimate and gets standard error 0."""
+    values = torch.as_tensor(values, dtype=torch.float64).flatten()
+    if len(values) == 0:
+        raise ValueError("values must hold at least one value, got none")
+    se = float(values.std()) / len(values) ** 0.5 if len(values) > 1 else 0.0
+    return float(values.mean()), se
+
+
 def compare(claim: str, left: torch.Tensor, right: torch.Tensor, expected: str, paired: bool) -> Verdict:
     """The claim mean(left) `expected` mean(right) from replicates (1-D tensors).
 

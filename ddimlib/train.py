@@ -41,7 +41,7 @@ from pathlib import Path
 
 import torch
 
-from ddimlib import distributed, metrics
+from ddimlib import distributed, metrics, stats
 from ddimlib.checkpoints import hardware as hardware_record
 from ddimlib.checkpoints import load_checkpoint, save_atomic, write_json
 from ddimlib.data import IMAGE_SHAPES, TOY_SETS, load_image_set, toy_2d
@@ -116,7 +116,7 @@ def evaluate(eps_model, config: TrainConfig, n: int, replicates: int = 4, steps:
             dtype=torch.float64,
         )
         for name, values in (("sliced_w2", model), ("floor_sliced_w2", floor)):
-            result |= {name: float(values.mean()), f"{name}_se": float(values.std()) / replicates**0.5}
+            result[name], result[f"{name}_se"] = stats.mean_se(values)
         result["sw2_over_floor"] = result["sliced_w2"] / result["floor_sliced_w2"]
     return result
 

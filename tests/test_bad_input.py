@@ -93,6 +93,12 @@ CASES = [
         r"end at T; got first 100 and last 900",
     ),
     (
+        "unknown decode scheme",
+        lambda: decode(zero_model, SCHEDULE, X, 10, scheme="sigma^2"),
+        ValueError,
+        r"scheme must be one of .*'sigma_squared'.*got 'sigma\^2'",
+    ),
+    (
         "tau of floats",
         lambda: resolve_tau([1.5, 1000.0], None, 1000),
         TypeError,

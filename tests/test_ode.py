@@ -172,15 +172,19 @@ def test_euler_in_sigma_squared_converges_at_first_order_to_the_same_solution():
     x_T = torch.randn(256, 2, generator=torch.Generator().manual_seed(8), dtype=F64)
     reference = dpm_solver_2m(model, SCHEDULE, x_T, 1000)
 
-    def decode_in_sigma_squared(steps):
+    def decode_in_sigma_squared(steps):  # Eq. 15's step, one at a time along the linear grid
         grid = [0] + timesteps(steps, SCHEDULE.T, "linear").tolist()
         x_bar = to_x_bar(x_T, SCHEDULE.alpha[SCHEDULE.T])
         for t, t_next in zip(grid[:0:-1], grid[-2::-1]):
             x_bar, _ = euler_step_sigma_squared(model, x_bar, SCHEDULE, t, t_next)
         return x_bar  # alpha_0 = 1
 
+    for steps in (7, 50):
+        by_decode = decode(model, SCHEDULE, x_T, steps, scheme="sigma_squared")
+        assert (by_decode - decode_in_sigma_squared(steps)).abs().max() <= 1e-12, steps
     steps = [50, 100, 200]
-    errors = [(decode_in_sigma_squared(s) - reference).norm(dim=1).mean().item() for s in steps]
+    decoded = [decode(model, SCHEDULE, x_T, s, scheme="sigma_squared") for s in steps]
+    errors = [(x0 - reference).norm(dim=1).mean().item() for x0 in decoded]
     assert 0.8 < observed_order(steps, errors) < 1.3, errors
 
 

@@ -5,7 +5,7 @@ import torch
 from helpers import smooth_model
 
 from ddimlib.oracle import eight_gaussians
-from ddimlib.sampling import ddim_step, ddpm_sample, sample, sigma_eta, sigma_hat
+from ddimlib.sampling import ddim_step, ddpm_sample, sample, sigma_eta, sigma_hat, sigma_table
 from ddimlib.schedules import linear_schedule, timesteps
 
 SCHEDULE = linear_schedule()
@@ -19,6 +19,18 @@ def test_sigma_eta_1_is_ddpm_posterior_std():
     assert torch.allclose(sigma_eta(alpha[1:], alpha[:-1], 1.0), beta_tilde.sqrt(), atol=1e-15, rtol=1e-12)
     assert torch.equal(sigma_eta(alpha[1:], alpha[:-1], 0.0), torch.zeros(SCHEDULE.T, dtype=F64))
     assert torch.allclose(sigma_hat(alpha[1:], alpha[:-1]), beta.sqrt(), atol=1e-15)
+
+
+def test_sigma_table_is_eq_16_indexed_by_t():
+    """(T+1,), sigma[0] = sigma[1] = 0; for t >= 2, eta times DDPM's posterior std sqrt(beta-tilde_t)."""
+    alpha = SCHEDULE.alpha
+    beta = 1 - alpha[1:] / alpha[:-1]  # beta_t for t = 1..T
+    beta_tilde = beta[1:] * (1 - alpha[1:-1]) / (1 - alpha[2:])  # t = 2..T
+    table = sigma_table(SCHEDULE, 0.4)
+    assert table.shape == (SCHEDULE.T + 1,) and table.dtype == F64 and table[0] == table[1] == 0
+    assert torch.allclose(table[2:], 0.4 * beta_tilde.sqrt(), atol=1e-15, rtol=1e-12)
+    with pytest.raises(ValueError, match="eta"):
+        sigma_table(SCHEDULE, 1.5)
 
 
 def test_ddim_step_is_eq_12_term_by_term():

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from ddimlib.stats import T_975, Verdict, check_together, compare, from_estimate, t_975, t_quantile
+from ddimlib.stats import T_975, Verdict, check_together, compare, from_estimate, mean_se, t_975, t_quantile
 
 F64 = torch.float64
 
@@ -84,3 +84,12 @@ def test_claims_checked_together_fail_only_beyond_the_bound_widened_for_their_nu
     with pytest.raises(AssertionError, match="beyond 10.4,"):
         check_together(fine + [Verdict("a < b", 11.0, 3.18, "<", dof=3)])
     assert compare("x", torch.ones(4, dtype=F64), torch.arange(4, dtype=F64), "<", paired=True).dof == 3
+
+
+def test_mean_se_against_its_formula():
+    values = [1.0, 2.0, 4.0, 9.0]  # mean 4, sample variance (9 + 4 + 0 + 25) / 3
+    mean, se = mean_se(torch.tensor(values))
+    assert mean == 4.0 and math.isclose(se, math.sqrt(38 / 3 / 4), rel_tol=1e-12)
+    assert mean_se(values) == (mean, se) and mean_se([3.5]) == (3.5, 0.0)
+    with pytest.raises(ValueError, match="at least one value"):
+        mean_se([])
