@@ -14,6 +14,7 @@ notebooks 03 and 05.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -43,12 +44,15 @@ def sigma_eta(alpha_t, alpha_prev, eta: float):
     return eta * ((1 - alpha_prev) / (1 - alpha_t) * (1 - alpha_t / alpha_prev)) ** 0.5
 
 
-def sigma_table(schedule: Schedule, eta: float) -> torch.Tensor:
-    """sigma_t(eta) of Eq. 16 for every t of the full chain, as a (T+1,) tensor indexed by the paper's t (sigma[0] = 0,
-    unused; sigma[1] = 0 too, since alpha_0 = 1): the table `forward.sample_forward_chain`,
-    `objective.gamma_weights` and `objective.log_q_sigma` take."""
+def sigma_table(schedule: Schedule, eta: float, sigma_1: float = 0.0) -> torch.Tensor:
+    """sigma_t(eta) of Eq. 16 for every t of the full chain, as a (T+1,) tensor indexed by the paper's t: the table
+    `forward.sample_forward_chain`, `objective.gamma_weights` and `objective.log_q_sigma` take. sigma[0] = 0 is
+    unused; Eq. 16 gives sigma_1 = 0 (alpha_0 = 1), and sigma_1 sets it instead: the standard deviation of
+    p_theta(x0 | x1), a free choice that J_sigma needs positive."""
     alpha = schedule.alpha
-    return torch.cat([torch.zeros(1, dtype=alpha.dtype), sigma_eta(alpha[1:], alpha[:-1], eta)])
+    sigma = torch.cat([torch.zeros(1, dtype=alpha.dtype), sigma_eta(alpha[1:], alpha[:-1], eta)])
+    sigma[1] = require_in_range("sigma_1", sigma_1, 0.0, math.inf)
+    return sigma
 
 
 def sigma_hat(alpha_t, alpha_prev):

@@ -29,8 +29,13 @@ def test_sigma_table_is_eq_16_indexed_by_t():
     table = sigma_table(SCHEDULE, 0.4)
     assert table.shape == (SCHEDULE.T + 1,) and table.dtype == F64 and table[0] == table[1] == 0
     assert torch.allclose(table[2:], 0.4 * beta_tilde.sqrt(), atol=1e-15, rtol=1e-12)
+    assert torch.equal(
+        sigma_table(SCHEDULE, 0.4, sigma_1=0.05)[1:], torch.cat([torch.tensor([0.05], dtype=F64), table[2:]])
+    )
     with pytest.raises(ValueError, match="eta"):
         sigma_table(SCHEDULE, 1.5)
+    with pytest.raises(ValueError, match="sigma_1"):
+        sigma_table(SCHEDULE, 0.5, sigma_1=-0.1)
 
 
 def test_ddim_step_is_eq_12_term_by_term():
