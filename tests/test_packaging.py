@@ -79,6 +79,56 @@ def test_no_module_imports_another_modules_private_name():
     assert offenders == []
 
 
+def library_names() -> dict[str, str]:
+    """Every public function and class that a ddimlib module defines, as {name: module}."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    import ddimlib
+
+    names = {}
+    for info in pkgutil.walk_packages(ddimlib.__path__, "ddimlib."):
+        module = importlib.import_module(info.name)
+        for name, value in vars(module).items():
+            defined_here = getattr(value, "__module__", None) == module.__name__
+            if not name.startswith("_") and defined_here and (inspect.isfunction(value) or inspect.isclass(value)):
+                names[name] = module.__name__
+    return names
+
+
+def notebook_definitions(path: Path) -> set[str]:
+    """The names a notebook's code cells define with def, class or a lambda assigned to a name."""
+    import ast
+
+    import nbformat
+
+    defined = set()
+    for cell in nbformat.read(path, as_version=4).cells:
+        if cell.cell_type != "code":
+            continue
+        source = "\n".join(line for line in cell.source.splitlines() if not line.lstrip().startswith(("%", "!")))
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+                defined.add(node.name)
+            elif isinstance(node, ast.Assign) and isinstance(node.value, ast.Lambda):
+                defined |= {target.id for target in node.targets if isinstance(target, ast.Name)}
+    return defined
+
+
+def test_no_notebook_redefines_a_name_the_library_exports():
+    """Notebooks import the kernels; a notebook's own `def mean_se` beside `ddimlib.stats.mean_se` is a second
+    implementation that can drift from the one the tests prove."""
+    exported = library_names()
+    assert {"sigma_table", "mean_se", "decode", "GaussianMixture"} <= set(exported)
+    clashes = [
+        f"{path.name}: {name} (ddimlib exports it from {exported[name]})"
+        for path in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+        for name in sorted(notebook_definitions(path) & set(exported))
+    ]
+    assert clashes == []
+
+
 def test_a_wheel_installed_outside_the_checkout_is_whole(tmp_path):
     """What `pip install .` (or from git, into a cloud notebook) installs: a wheel built from this tree, put in a
     folder
