@@ -121,11 +121,13 @@ def compare(
     rtol: float = 1e-6,
     atol: float = 1e-9,
     success: str = "",
+    mistake_rtol: float = 1e-3,
 ) -> Feedback:
     """Feedback on `got` against `expected` (the library's value): right, a known mistake, or off by how much.
 
-    mistakes: (the value the mistake gives, the hint that explains it). Of those that `got` matches within a
-    loose tolerance, the closest one's hint is given, so two mistakes with nearby values are told apart.
+    mistakes: (the value the mistake gives, the hint that explains it). Of those that `got` matches within
+    mistake_rtol (loose by default: a mistake is recognised, not reproduced, and its path may amplify rounding), the
+    closest one's hint is given, so two mistakes with nearby values are told apart.
     """
     if got is None:
         return NOT_ATTEMPTED
@@ -141,12 +143,11 @@ def compare(
             return Feedback(False, f"✗ {what}: shape {tuple(got.shape)}, expected {tuple(expected.shape)}.")
     if torch.allclose(got, expected, rtol=rtol, atol=atol):
         return Feedback(True, f"✓ {what}: correct." + (f" {success}" if success else ""))
-    # a mistake is recognised, not reproduced: its path may amplify rounding
-    loose = max(atol, 1e-3 * float(expected.abs().max()))
+    loose = max(atol, mistake_rtol * float(expected.abs().max()))
     matched = []
     for value, hint in mistakes:
         value = torch.as_tensor(value, dtype=torch.float64).expand_as(expected)
-        if torch.allclose(got, value, rtol=max(rtol, 1e-3), atol=loose):
+        if torch.allclose(got, value, rtol=max(rtol, mistake_rtol), atol=loose):
             matched.append((float((got - value).abs().max()), hint))
     if matched:
         return Feedback(

@@ -81,25 +81,46 @@ def check_ddim_step(answer: Callable) -> Feedback:
     )
 
 
-def _mistaken_sample(eps_model, alpha, tau, x_T, eta, generator, mistake: str):
-    """The sampler with one typical mistake (for the hints): the model called with the step's index instead of the
-    paper's t, or the previous alpha taken at tau_i - 1 (the full chain's) instead of tau_{i-1}."""
-    tau_full = [0] + list(tau)
+def _ddim_loop(eps_model, alpha, x_T, eta, generator, steps) -> torch.Tensor:
+    """DDIM through steps, a list of (t, t_prev, the t the model is called with), drawing noise as the check asks
+    (on every step with sigma > 0 but the last)."""
     x = x_T
-    for i in range(len(tau), 0, -1):
-        t, t_prev = tau_full[i], tau_full[i - 1]
-        if mistake == "previous alpha":
-            t_prev = t - 1
-        eps = eps_model(x, torch.full((len(x),), i if mistake == "index" else t, dtype=torch.int64))
+    for k, (t, t_prev, t_model) in enumerate(steps):
+        eps = eps_model(x, torch.full((len(x),), t_model, dtype=torch.int64))
         a_t, a_prev = alpha[t].to(x.dtype), alpha[t_prev].to(x.dtype)
         sigma = sigma_eta(a_t, a_prev, eta)
-        noise = (
-            torch.randn(x.shape, generator=generator, dtype=x.dtype)
-            if (float(sigma) > 0 and tau_full[i - 1] > 0)
-            else None
-        )
+        adds_noise = float(sigma) > 0 and k < len(steps) - 1
+        noise = torch.randn(x.shape, generator=generator, dtype=x.dtype) if adds_noise else None
         x = ddim_step(x, eps, a_t, a_prev, sigma, noise).x_prev
     return x
+
+
+# The typical mistakes, each a small function with the learner's arguments.
+
+
+def _model_at_step_index(eps_model, alpha, tau, x_T, eta, generator):
+    tau_full = [0] + list(tau)
+    steps = [(tau_full[i], tau_full[i - 1], i) for i in range(len(tau), 0, -1)]
+    return _ddim_loop(eps_model, alpha, x_T, eta, generator, steps)
+
+
+def _previous_alpha_of_the_full_chain(eps_model, alpha, tau, x_T, eta, generator):
+    steps = [(t, t - 1, t) for t in reversed(tau)]
+    return _ddim_loop(eps_model, alpha, x_T, eta, generator, steps)
+
+
+SAMPLER_MISTAKES = [
+    (
+        _model_at_step_index,
+        "the model takes the paper's timestep t = tau_i (e.g. 1000, 900, ...), not the step's index i (10, 9, ...).",
+    ),
+    (
+        _previous_alpha_of_the_full_chain,
+        "on a subsequence the step goes from tau_i to tau_{i-1}: the previous alpha is alpha[tau_{i-1}], not "
+        "alpha[tau_i - 1] (the full chain's neighbour). Skipping steps is legal because q_sigma can be defined on tau "
+        "(Appendix C.1).",
+    ),
+]
 
 
 @check
@@ -146,22 +167,8 @@ def check_sampler(
                 progress=False,
             )
             mistakes = [
-                (
-                    _mistaken_sample(
-                        eps_model, schedule.alpha, tau, x_T, eta, torch.Generator().manual_seed(1), "index"
-                    ),
-                    "the model takes the paper's timestep t = tau_i (e.g. 1000, 900, ...), not the step's index i "
-                    "(10, 9, ...).",
-                ),
-                (
-                    _mistaken_sample(
-                        eps_model, schedule.alpha, tau, x_T, eta, torch.Generator().manual_seed(1), "previous alpha"
-                    ),
-                    "on a subsequence the step goes from tau_i to tau_{i-1}: the previous alpha is alpha[tau_{i-1}], "
-                    "not alpha[tau_i - 1] "
-                    "(the full chain's neighbour). Skipping steps is legal because q_sigma can be defined on tau "
-                    "(Appendix C.1).",
-                ),
+                (mistake(eps_model, schedule.alpha, tau, x_T, eta, torch.Generator().manual_seed(1)), hint)
+                for mistake, hint in SAMPLER_MISTAKES
             ]
             feedback = compare(
                 f"x_0 on a {kind} tau, S = {steps}, eta = {eta:g}", got, expected, mistakes, rtol=1e-8, atol=1e-8

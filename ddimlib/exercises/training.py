@@ -31,56 +31,108 @@ def _loss_inputs():
     return eight_gaussians().eps_model(schedule), toy_2d("eight_gaussians", LOSS_BATCH, seed=0).double(), schedule
 
 
-def _mistaken_loss(eps_model, x0: torch.Tensor, alpha: torch.Tensor, seed: int, mistake: str) -> torch.Tensor:
-    """L_simple with one typical mistake, drawn from a generator seeded `seed` (for the hints)."""
-    generator, T = torch.Generator().manual_seed(seed), alpha.numel() - 1
-    if mistake == "eps first":
-        noise = torch.randn(x0.shape, generator=generator, dtype=x0.dtype)
-        t = torch.randint(1, T + 1, (len(x0),), generator=generator)
-    else:
-        t = (
-            torch.randint(0, T, (len(x0),), generator=generator)
-            if mistake == "0-based t"
-            else torch.randint(1, T + 1, (len(x0),), generator=generator)
-        )
-        noise = torch.randn(
-            x0.shape, generator=generator, dtype=torch.float32 if mistake == "float32 eps" else x0.dtype
-        ).to(x0.dtype)
+# The typical mistakes, each a small function with the learner's arguments (x0 float64, the generator seeded as the
+# check seeds it) and the hint that explains it. `_draw` and `_noised` are the right pieces the mistakes share.
+
+
+def _draw(x0: torch.Tensor, alpha: torch.Tensor, generator: torch.Generator):
+    """t ~ Uniform{1..T} first, then eps in x0's dtype, from generator: the order `l_simple` uses."""
+    t = torch.randint(1, alpha.numel(), (len(x0),), generator=generator)
+    return t, torch.randn(x0.shape, generator=generator, dtype=x0.dtype)
+
+
+def _noised(x0: torch.Tensor, alpha_t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    a = alpha_t.reshape(-1, *([1] * (x0.ndim - 1)))
+    return a.sqrt() * x0 + (1 - a).sqrt() * noise
+
+
+def _alpha_for_sqrt_alpha(eps_model, x0, alpha, generator):
+    t, noise = _draw(x0, alpha, generator)
     a = alpha[t].reshape(-1, *([1] * (x0.ndim - 1)))
-    if mistake == "alpha for sqrt(alpha)":
-        x_t = a * x0 + (1 - a).sqrt() * noise
-    elif mistake == "alpha and 1 - alpha":
-        x_t = a * x0 + (1 - a) * noise
-    else:
-        x_t = a.sqrt() * x0 + (1 - a).sqrt() * noise
-    eps_pred = eps_model(x_t, t - 1 if mistake == "model at t - 1" else t)
-    target = x0 if mistake == "x0 target" else noise
-    if mistake == "sum over dimensions":
-        return ((eps_pred - target) ** 2).flatten(1).sum(1).mean()
-    return ((eps_pred - target) ** 2).mean()
+    return ((eps_model(a * x0 + (1 - a).sqrt() * noise, t) - noise) ** 2).mean()
 
 
-LOSS_MISTAKES = {
-    "alpha for sqrt(alpha)": "x_t = sqrt(alpha_t) x0 + sqrt(1 - alpha_t) eps (Eq. 4): alpha_t is the share of x_t's "
-    "*variance* "
-    "that comes from x0, so the coefficients are square roots; with alpha_t itself x_t's variance is no longer 1.",
-    "model at t - 1": "the paper's t runs 1..T and alpha[0] = 1 is clean data: the model must see the same t that "
-    "picked alpha_t (yours sees t - 1; the loss is only ~0.1 % off, which no loss curve would show, but the samplers "
-    "call it with t).",
-    "x0 target": "L_simple regresses the noise: the target is eps, the noise you added, not x0. The samplers of "
-    "notebooks 04-05 "
-    "read the network's output as eps_theta(x_t, t).",
-    "eps first": "draw t first, then eps, both from `generator` (the order l_simple uses), so that your batch is the "
-    "same batch.",
-    "float32 eps": "draw eps in x0's dtype, torch.randn(x0.shape, generator=generator, dtype=x0.dtype): float32 and "
-    "float64 "
-    "draws from the same generator are different numbers.",
-    "sum over dimensions": "l_simple is the mean over the batch *and* the dimensions (a per-element mean); you summed "
-    "over dimensions, "
-    "which multiplies the loss by D.",
-}
-LOSS_MISTAKES["0-based t"] = LOSS_MISTAKES["model at t - 1"]
-LOSS_MISTAKES["alpha and 1 - alpha"] = LOSS_MISTAKES["alpha for sqrt(alpha)"]
+def _alpha_and_one_minus_alpha(eps_model, x0, alpha, generator):
+    t, noise = _draw(x0, alpha, generator)
+    a = alpha[t].reshape(-1, *([1] * (x0.ndim - 1)))
+    return ((eps_model(a * x0 + (1 - a) * noise, t) - noise) ** 2).mean()
+
+
+def _model_at_t_minus_1(eps_model, x0, alpha, generator):
+    t, noise = _draw(x0, alpha, generator)
+    return ((eps_model(_noised(x0, alpha[t], noise), t - 1) - noise) ** 2).mean()
+
+
+def _zero_based_t(eps_model, x0, alpha, generator):
+    t = torch.randint(0, alpha.numel() - 1, (len(x0),), generator=generator)
+    noise = torch.randn(x0.shape, generator=generator, dtype=x0.dtype)
+    return ((eps_model(_noised(x0, alpha[t], noise), t) - noise) ** 2).mean()
+
+
+def _x0_target(eps_model, x0, alpha, generator):
+    t, noise = _draw(x0, alpha, generator)
+    return ((eps_model(_noised(x0, alpha[t], noise), t) - x0) ** 2).mean()
+
+
+def _eps_first(eps_model, x0, alpha, generator):
+    noise = torch.randn(x0.shape, generator=generator, dtype=x0.dtype)
+    t = torch.randint(1, alpha.numel(), (len(x0),), generator=generator)
+    return ((eps_model(_noised(x0, alpha[t], noise), t) - noise) ** 2).mean()
+
+
+def _float32_eps(eps_model, x0, alpha, generator):
+    t = torch.randint(1, alpha.numel(), (len(x0),), generator=generator)
+    noise = torch.randn(x0.shape, generator=generator, dtype=torch.float32).to(x0.dtype)
+    return ((eps_model(_noised(x0, alpha[t], noise), t) - noise) ** 2).mean()
+
+
+def _sum_over_dimensions(eps_model, x0, alpha, generator):
+    t, noise = _draw(x0, alpha, generator)
+    return ((eps_model(_noised(x0, alpha[t], noise), t) - noise) ** 2).flatten(1).sum(1).mean()
+
+
+SQRT_HINT = (
+    "x_t = sqrt(alpha_t) x0 + sqrt(1 - alpha_t) eps (Eq. 4): alpha_t is the share of x_t's *variance* that comes from "
+    "x0, so the coefficients are square roots; with alpha_t itself x_t's variance is no longer 1."
+)
+T_HINT = (
+    "the paper's t runs 1..T and alpha[0] = 1 is clean data: the model must see the same t that picked alpha_t "
+    "(yours sees t - 1; the loss is only ~0.1 % off, which no loss curve would show, but the samplers call it with t)."
+)
+LOSS_MISTAKES = [
+    (_alpha_for_sqrt_alpha, SQRT_HINT),
+    (_alpha_and_one_minus_alpha, SQRT_HINT),
+    (_model_at_t_minus_1, T_HINT),
+    (_zero_based_t, T_HINT),
+    (
+        _x0_target,
+        "L_simple regresses the noise: the target is eps, the noise you added, not x0. The samplers of notebooks "
+        "04-05 read the network's output as eps_theta(x_t, t).",
+    ),
+    (
+        _eps_first,
+        "draw t first, then eps, both from `generator` (the order l_simple uses), so that your batch is the same "
+        "batch.",
+    ),
+    (
+        _float32_eps,
+        "draw eps in x0's dtype, torch.randn(x0.shape, generator=generator, dtype=x0.dtype): float32 and float64 "
+        "draws from the same generator are different numbers.",
+    ),
+    (
+        _sum_over_dimensions,
+        "l_simple is the mean over the batch *and* the dimensions (a per-element mean); you summed over dimensions, "
+        "which multiplies the loss by D.",
+    ),
+]
+
+
+def _numbers(value) -> torch.Tensor | None:
+    """value as a float64 tensor, or None where it is not numbers (compare then says so)."""
+    try:
+        return torch.as_tensor(value, dtype=torch.float64).detach()
+    except (TypeError, ValueError, RuntimeError):
+        return None
 
 
 @check
@@ -93,35 +145,26 @@ def check_l_simple(answer: Callable) -> Feedback:
     from ddimlib.objective import l_simple
 
     eps_model, x0, schedule = _loss_inputs()
+    seeded = lambda seed: torch.Generator().manual_seed(seed)
     values = []
     for seed in LOSS_SEEDS:
-        got = attempt(answer, eps_model, x0.clone(), schedule, torch.Generator().manual_seed(seed))
+        got = attempt(answer, eps_model, x0.clone(), schedule, seeded(seed))
         if got is None:
             return NOT_ATTEMPTED
-        expected = l_simple(eps_model, x0, schedule, generator=torch.Generator().manual_seed(seed))
-        try:
-            got = torch.as_tensor(got, dtype=torch.float64).detach()
-        except (TypeError, ValueError, RuntimeError) as error:
+        again = attempt(answer, eps_model, x0.clone(), schedule, seeded(seed))
+        first, second = _numbers(got), _numbers(again)
+        if first is not None and second is not None and not torch.equal(first, second):
             return Feedback(
-                False, f"✗ L_simple: your answer is not a number or tensor ({type(error).__name__}: {error})."
+                False,
+                "✗ L_simple: not yet. Hint: two calls with identically seeded generators gave different losses: "
+                "draw t and eps from `generator` (generator=generator), not from the global random state.",
             )
-        if got.numel() == 1 and not torch.allclose(got.reshape(()), expected, rtol=1e-9, atol=0):
-            again = torch.as_tensor(
-                attempt(answer, eps_model, x0.clone(), schedule, torch.Generator().manual_seed(seed)),
-                dtype=torch.float64,
-            )
-            if not torch.equal(again.reshape(()), got.reshape(())):
-                return Feedback(
-                    False,
-                    "✗ L_simple: not yet. Hint: two calls with identically seeded generators gave different losses: "
-                    "draw t and eps from `generator` (generator=generator), not from the global random state.",
-                )
-            for mistake, hint in LOSS_MISTAKES.items():  # matched tightly: a 0-based t is only ~0.1 % off
-                if torch.allclose(
-                    got.reshape(()), _mistaken_loss(eps_model, x0, schedule.alpha, seed, mistake), rtol=1e-9, atol=0
-                ):
-                    return Feedback(False, f"✗ L_simple: not yet. Hint: {hint}")
-        feedback = compare(f"L_simple with generator seed {seed}", got, expected, rtol=1e-9, atol=1e-12)
+        expected = l_simple(eps_model, x0, schedule, generator=seeded(seed))
+        mistakes = [(mistake(eps_model, x0, schedule.alpha, seeded(seed)), hint) for mistake, hint in LOSS_MISTAKES]
+        # a mistake is matched tightly: a 0-based t is only ~0.1 % off
+        feedback = compare(
+            f"L_simple with generator seed {seed}", got, expected, mistakes, rtol=1e-9, atol=1e-12, mistake_rtol=1e-9
+        )
         if not feedback.passed:
             return feedback
         values.append(float(expected))
@@ -129,9 +172,8 @@ def check_l_simple(answer: Callable) -> Feedback:
         True,
         f"✓ L_simple: correct, the same as ddimlib.objective.l_simple on the same generator "
         f"({', '.join(f'{v:.4f}' for v in values)} for seeds {', '.join(map(str, LOSS_SEEDS))}). The eps_model here "
-        f"is the "
-        f"exact denoiser E[eps | x_t] of the eight Gaussians, so this is the irreducible part of the loss, "
-        f"E|eps - E[eps | x_t]|^2 per dimension, that no network trained on this set can go below.",
+        "is the exact denoiser E[eps | x_t] of the eight Gaussians, so this is the irreducible part of the loss, "
+        "E|eps - E[eps | x_t]|^2 per dimension, that no network trained on this set can go below.",
     )
 
 
@@ -139,7 +181,7 @@ def check_l_simple(answer: Callable) -> Feedback:
 
 
 FLOOR_SIZES = (300, 1250)  # n of the prediction: far below the 1,297 training digits, and nearly all of them
-FLOOR_DRAWS = 40  # draws of each kind behind each measured mean
+DRAWS_PER_SIZE = 40  # draws of each kind behind each measured mean (metrics.FLOOR_DRAWS is the floor's own count)
 PREDICTION_TOLERANCE = 0.15  # a predicted ratio this close to the measured one counts as right
 
 
@@ -197,7 +239,7 @@ def _index_mistake(answer: Callable) -> str | None:
 def check_floor_prediction(prediction: dict | None, answer: Callable) -> Feedback:
     """prediction: {300: r, 1250: r}, the predicted ratio FD(n digits drawn without replacement) / FD(n drawn with
     replacement), both against the 500 held-out digits. answer(pool_size, n, generator) -> (n,) int64 indices of n
-    distinct training digits. The check measures both with FLOOR_DRAWS draws (`ddimlib.metrics.floor_draws` for
+    distinct training digits. The check measures both with DRAWS_PER_SIZE draws (`ddimlib.metrics.floor_draws` for
     the draws with replacement) and compares the ratios with the prediction, within PREDICTION_TOLERANCE."""
     from ddimlib.data import load_digits
     from ddimlib.metrics import classifier_features, floor_draws, frechet_distance, load_classifier
@@ -225,16 +267,15 @@ def check_floor_prediction(prediction: dict | None, answer: Callable) -> Feedbac
     )
     N, generator, rows, wrong = len(pool), torch.Generator().manual_seed(0), [], []
     for n in FLOOR_SIZES:
-        without = torch.tensor(
-            [frechet_distance(pool[torch.as_tensor(answer(N, n, generator))], reference) for _ in range(FLOOR_DRAWS)]
-        )
-        with_ = floor_draws(n, FLOOR_DRAWS, seed=n, classifier=classifier)["fd"]
+        drawn = (pool[torch.as_tensor(answer(N, n, generator))] for _ in range(DRAWS_PER_SIZE))
+        without = torch.tensor([frechet_distance(features, reference) for features in drawn])
+        with_ = floor_draws(n, DRAWS_PER_SIZE, seed=n, classifier=classifier)["fd"]
         ratio = float(without.mean() / with_.mean())
         se = (
             ratio
             * (
-                float(without.var()) / FLOOR_DRAWS / float(without.mean()) ** 2
-                + float(with_.var()) / FLOOR_DRAWS / float(with_.mean()) ** 2
+                float(without.var()) / DRAWS_PER_SIZE / float(without.mean()) ** 2
+                + float(with_.var()) / DRAWS_PER_SIZE / float(with_.mean()) ** 2
             )
             ** 0.5
         )
