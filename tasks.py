@@ -277,6 +277,18 @@ def kernel_config(folder: Path):
     return config
 
 
+def hide_solution_outputs(nb) -> int:
+    """Drop the outputs of the cells tagged `solution` (an error's excepted), so that nothing below an exercise gives
+    its answer away to a reader of the committed notebook before their own cell runs; the solution still ran (its
+    assert checked). Returns how many cells lost their outputs."""
+    hidden = 0
+    for cell in nb.cells:
+        if cell.cell_type == "code" and "solution" in cell.metadata.get("tags", []) and cell.outputs:
+            if not any(output.get("output_type") == "error" for output in cell.outputs):
+                cell.outputs, hidden = [], hidden + 1
+    return hidden
+
+
 def execute_notebooks(paths: list[Path], build: Path) -> int:
     """Run inside .venv: execute each notebook in order, save it and its figures under `build`; go on past failures."""
     import base64
@@ -338,6 +350,7 @@ def execute_notebooks(paths: list[Path], build: Path) -> int:
             finally:
                 progress.stop()
         times[path.stem] = round(time.monotonic() - started, 1)
+        hide_solution_outputs(nb)
         nbformat.write(nb, out_dir / path.name)
         fig_dir = fig_root / path.stem
         shutil.rmtree(fig_dir, ignore_errors=True)

@@ -111,6 +111,29 @@ def test_run_goes_on_past_a_failing_notebook_and_lists_the_failure(tmp_path, cap
     ]
 
 
+def test_a_run_keeps_no_output_of_a_solution_cell_unless_it_failed(tmp_path):
+    path = notebook(tmp_path / "01_exercise.ipynb", "print('the answer is 42')", "print('shown')", "1 / 0")
+    nb = nbformat.read(path, as_version=4)
+    nb.cells[0].metadata["tags"] = ["solution"]
+    nb.cells[2].metadata["tags"] = ["solution"]
+    nbformat.write(nb, path)
+    assert tasks.execute_notebooks([path], tmp_path / "build") == 1  # the failing solution is reported
+    executed = nbformat.read(tmp_path / "build" / "notebooks" / "01_exercise.ipynb", as_version=4)
+    assert executed.cells[0].outputs == [] and executed.cells[1].outputs[0]["text"] == "shown\n"
+    assert executed.cells[2].outputs[0]["output_type"] == "error"  # a failure stays visible
+
+
+def test_no_committed_notebook_shows_the_output_of_a_solution():
+    """A predict-then-measure exercise is spoiled by a visible "rho = 0.4711" under it."""
+    shown = [
+        f"{path.name}, cell {index}"
+        for path in tasks.notebooks()
+        for index, cell in enumerate(nbformat.read(path, as_version=4).cells)
+        if "solution" in cell.metadata.get("tags", []) and cell.get("outputs")
+    ]
+    assert tasks.notebooks() and shown == []
+
+
 def test_slide_types_come_from_headings_setup_tags_and_details_unless_a_cell_sets_its_own():
     md, code = nbformat.v4.new_markdown_cell, nbformat.v4.new_code_cell
     assert tasks.slide_type(md("# 04 · Title")) == tasks.slide_type(md("## 1 · Section")) == "slide"
