@@ -119,7 +119,17 @@ def test_the_call_is_timed_on_the_explorers_batch():
         return smooth_model(x_t, t)
 
     explorer = SamplerExplorer(counted, SCHEDULE, SHAPE, n=3)
-    assert calls[:2] == [((3, *SHAPE), [100] * 3)] * 2 and explorer.seconds_per_call() > 0
+    assert calls[:4] == [((3, *SHAPE), [100] * 3)] * 4 and explorer.seconds_per_call() > 0
+
+
+def test_the_call_time_is_the_fastest_of_three_after_a_warm_up(monkeypatch):
+    """A call slowed by another program (0.9 s here) must not cap S: the warm-up and the slow call are passed over."""
+    import ddimlib.explorer as explorer_module
+
+    explorer = SamplerExplorer(smooth_model, SCHEDULE, SHAPE, n=2, max_steps=1000)
+    clock = iter([0.0, 5.0, 10.0, 10.9, 20.0, 20.1, 30.0, 30.3])  # start and end of each of the four calls
+    monkeypatch.setattr(explorer_module.time, "perf_counter", lambda: next(clock))
+    assert abs(explorer.seconds_per_call() - 0.1) < 1e-12
 
 
 def test_a_failing_setting_keeps_the_last_frame_and_says_why_on_the_status_line():
