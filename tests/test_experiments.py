@@ -206,3 +206,24 @@ def test_a_regime_map_computed_model_by_model_resumes_with_the_models_it_has(tmp
     )
     with pytest.raises(SystemExit, match="other settings"):
         experiments.unfinished(out, {"samples": 1000, "models": {"oracle": oracle | {"std": 0.1}}})
+
+
+def test_the_compiled_network_samples_like_the_eager_one_and_a_failing_compile_falls_back(monkeypatch, capsys):
+    torch.manual_seed(0)
+    network = UNetEps(UNetConfig(base=8, mults=(1, 2), groups=4)).eval()
+    fast = experiments.compiled(network, (4, 1, 8, 8))
+    assert fast is not network
+    x, t = torch.randn(4, 1, 8, 8), torch.tensor([1, 10, 100, 1000])
+    with torch.no_grad():
+        torch.testing.assert_close(fast(x, t), network(x, t), rtol=1e-4, atol=1e-5)
+
+    def broken(model):
+        def call(*args):
+            raise RuntimeError("no C++ compiler here")
+
+        return call
+
+    monkeypatch.setattr(torch, "compile", broken)
+    assert experiments.compiled(network, (4, 1, 8, 8)) is network
+    message = "torch.compile failed on cpu (RuntimeError: no C++ compiler here); sampling eagerly"
+    assert message in capsys.readouterr().out
