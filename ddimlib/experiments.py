@@ -135,6 +135,7 @@ def table1(
     cells = [(row, s, "linear") for row in ROWS for s in steps] + [
         ("eta=0", s, "quadratic") for s in steps if s < schedule.T
     ]
+    cells.sort(key=lambda cell: cell[1])  # the cheap cells first: a run stopped midway has the most cells
     result = {"sizes": sizes, "fd": dict((done or {}).get("fd", {}))}
     for row, s, tau in tqdm(cells, desc="Table 1", disable=not progress):
         name = cell_name(row, s, tau)

@@ -92,14 +92,15 @@ def test_a_stopped_table_resumes_its_cells_and_ends_where_a_straight_run_does(tm
         save=lambda result: saved.append(json.loads(json.dumps(result))),
     )
     assert len(saved) == 11 and len(saved[3]["fd"]) == 4  # one save per cell: 5 rows x 2 S + one quadratic
+    assert all("S=2" in name for name in saved[5]["fd"])  # the six cheap cells (S = 2) come first
     calls = []
     counting = lambda x_t, t: calls.append(1) or model(x_t, t)
     resumed = experiments.table1(
         counting, schedule, samples=8, replicates=2, replicates_1000=2, steps=[2, 10], progress=False, done=saved[3]
     )
     assert resumed["fd"] == straight["fd"]
-    # 2 replicates of every cell, less the four cells done
-    assert len(calls) == 2 * (5 * (2 + 10) + 2) - 2 * (2 + 10 + 2 + 10)
+    # 2 replicates of every cell, less the four cells done (S = 2 each: the cheap cells come first)
+    assert len(calls) == 2 * (5 * (2 + 10) + 2) - 2 * (4 * 2)
 
 
 def test_an_unfinished_run_with_other_settings_is_refused_not_overwritten(tmp_path):
