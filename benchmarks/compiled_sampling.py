@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from ddimlib.checkpoints import load_checkpoint  # noqa: E402
+from ddimlib.data import IMAGE_SHAPES  # noqa: E402
 from ddimlib.experiments import SAMPLE_BATCH, compiled  # noqa: E402
 from ddimlib.timing import interleaved_medians  # noqa: E402
 from ddimlib.training import load_model  # noqa: E402
@@ -34,7 +35,7 @@ def main() -> None:
     args = parser.parse_args()
 
     network, _ = load_model(args.model, expect_model="unet")
-    x = torch.randn(args.batch, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    x = torch.randn(args.batch, *IMAGE_SHAPES["fashion_mnist"], generator=torch.Generator().manual_seed(0))
     t = torch.full((args.batch,), 500)
     fast = compiled(network, tuple(x.shape))
 
