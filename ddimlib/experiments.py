@@ -3,6 +3,7 @@
     python -m ddimlib.experiments table1                          # the digits (times: data/results/, benchmarks/)
     python -m ddimlib.experiments table1 --dataset fashion_mnist  # 28x28: hours on a CPU, minutes on a GPU; resumable
     python -m ddimlib.experiments regime                          # the map of when eta = 0 wins (Fashion-MNIST)
+    python -m ddimlib.experiments figure3                         # the paper's Figure 3 on Fashion-MNIST (minutes)
     python -m ddimlib.experiments table1 --samples 400 --replicates 3 --out /tmp/table1.json   # a small try
 
 `table1` is the DDIM paper's Table 1 (Song, Meng & Ermon, "Denoising Diffusion Implicit Models", ICLR 2021,
@@ -12,6 +13,10 @@ sets of `samples` images. Replicate k starts from the same x_T in every cell (so
 pairwise), drawn from seeds that notebook 04's live table does not use (so the live table is an independent
 check of the cache). Each replicate is also scored in equal parts of the sizes in `SUB_SIZES`, so that a live
 table at a smaller n can be compared with the cache at its own n (FD depends on n).
+
+`figure3` is the paper's Figure 3 on Fashion-MNIST: the same x_T sampled by DDIM (eta = 0) and DDPM's two variances
+(eta = 1, sigma-hat) at S = 10, 100 and 1000, kept as uint8 images (data/results/figure3_fashion_mnist.pt, loaded with
+`load_figure3`) for notebook 04 to show without the minutes its 27,000 sample-steps take on a CPU.
 
 `regime` is the map of when eta = 0 wins: eta 0 and 1 at S = 10, 20, 50, 100 for three models of
 Fashion-MNIST: an exact oracle of a smooth density (no model error: discretisation error only), the shipped
@@ -26,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import pickle
 import shlex
 import subprocess
 import sys
@@ -36,7 +42,7 @@ from pathlib import Path
 import torch
 
 from ddimlib import stats
-from ddimlib.checkpoints import hardware, load_checkpoint, write_json
+from ddimlib.checkpoints import hardware, load_checkpoint, save_atomic, write_json
 from ddimlib.data import DATA_DIR, IMAGE_SHAPES, load_fashion_mnist, sha256_of
 from ddimlib.loop import placement
 from ddimlib.metrics import (
@@ -156,6 +162,53 @@ def table1(
         if save is not None:
             save(result)
     result["floor"] = {str(n): floor_draws(n, dataset=dataset)["fd"].tolist() for n in sizes}
+    return result
+
+
+# the paper's Figure 3 on 28x28: the same x_T sampled by three rows at three S
+FIGURE3_ROWS = ("eta=0", "eta=1", "sigma-hat")
+FIGURE3_STEPS = (10, 100, 1000)
+FIGURE3_IMAGES = 8
+
+
+@torch.no_grad()
+def figure3(eps_model, schedule: Schedule, images: int = FIGURE3_IMAGES, seed: int = SEED) -> torch.Tensor:
+    """The same `images` x_T (seeded `seed`) sampled by each of FIGURE3_ROWS at each of FIGURE3_STEPS, every cell
+    with its noise generator started afresh (seed + 500, as Table 1's first replicate): uint8 pixels (0-255) of shape
+    (rows, steps, images, 28, 28)."""
+    device = placement(eps_model)[0]
+    x_T = torch.randn(images, *IMAGE_SHAPES["fashion_mnist"], generator=torch.Generator().manual_seed(seed))
+    cells = [
+        torch.stack(
+            [
+                sample_set(
+                    eps_model,
+                    schedule,
+                    x_T.to(device),
+                    s,
+                    torch.Generator().manual_seed(seed + 500),
+                    images,
+                    **ROWS[row],
+                )
+                for s in FIGURE3_STEPS
+            ]
+        )
+        for row in FIGURE3_ROWS
+    ]
+    return ((torch.stack(cells).squeeze(3).clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+
+
+def load_figure3(path: str | Path) -> dict:
+    """A `figure3` result: {"images": uint8 (rows, steps, images, 28, 28), "rows", "steps", "model", "provenance"},
+    loaded without unpickling code (torch.load, weights_only). Raises ValueError for a file that is not one."""
+    try:
+        result = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError) as error:
+        raise ValueError(f"{path} is not a figure3 result ({error})") from error
+    expected = (len(FIGURE3_ROWS), len(FIGURE3_STEPS))
+    images = result.get("images") if isinstance(result, dict) else None
+    if not isinstance(images, torch.Tensor) or images.dtype != torch.uint8 or tuple(images.shape[:2]) != expected:
+        raise ValueError(f"{path} is not a figure3 result: expected uint8 images of shape {expected} + (images, H, W)")
     return result
 
 
@@ -355,11 +408,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     replicates_1000) and `chosen`, the regime's models to compute now; refused with a message where they cannot
     work (including a model file that is not there)."""
     parser = argparse.ArgumentParser(prog="python -m ddimlib.experiments", description=__doc__.split("\n\n")[0])
-    parser.add_argument("experiment", choices=["table1", "regime"])
+    parser.add_argument("experiment", choices=["table1", "regime", "figure3"])
     parser.add_argument(
         "--dataset",
         choices=list(TABLE1_DEFAULTS),
-        help="table1: digits (default) or fashion_mnist; regime: fashion_mnist only",
+        help="table1: digits (default) or fashion_mnist; regime and figure3: fashion_mnist only",
     )
     parser.add_argument(
         "--model", type=Path, help="a UNet export (default: the data set's sweep model in data/checkpoints/)"
@@ -387,20 +440,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--out",
         type=Path,
-        help="the JSON to write (default: data/results/table1.json, table1_fashion_mnist.json or "
-        "regime_fashion_mnist.json)",
+        help="the file to write (default: data/results/table1.json, table1_fashion_mnist.json, "
+        "regime_fashion_mnist.json or figure3_fashion_mnist.pt)",
     )
     args = parser.parse_args(argv)
     regime = args.experiment == "regime"
-    args.dataset = args.dataset or ("fashion_mnist" if regime else "digits")
-    if regime and args.dataset != "fashion_mnist":
-        parser.error(f"the regime map is on fashion_mnist, not {args.dataset!r}")
+    args.dataset = args.dataset or ("digits" if args.experiment == "table1" else "fashion_mnist")
+    if args.experiment != "table1" and args.dataset != "fashion_mnist":
+        parser.error(f"{args.experiment} is on fashion_mnist, not {args.dataset!r}")
     args.chosen = [name for name in args.models.split(",") if name]
     if regime and (not args.chosen or set(args.chosen) - set(REGIME_MODELS)):
         parser.error(f"--models must name some of {', '.join(REGIME_MODELS)}, got {args.models!r}")
     model, samples, replicates, replicates_1000, out = TABLE1_DEFAULTS[args.dataset]
     if regime:
         out, replicates = RESULTS_DIR / "regime_fashion_mnist.json", 6
+    if args.experiment == "figure3":
+        out = RESULTS_DIR / "figure3_fashion_mnist.pt"
     args.model, args.out = args.model or model, args.out or out
     args.samples = samples if args.samples is None else args.samples
     args.replicates = replicates if args.replicates is None else args.replicates
@@ -456,6 +511,20 @@ def main(argv: list[str] | None = None) -> int:
     )
     started = time.monotonic()
     device = pick_device(args.device)
+    if args.experiment == "figure3":
+        # 27,000 sample-steps in batches of FIGURE3_IMAGES: compiling would cost more than it saves
+        eps_model, config = load_model(args.model, device=device, expect_model="unet")
+        images = figure3(eps_model, config.schedule())
+        result = {
+            "images": images,
+            "rows": list(FIGURE3_ROWS),
+            "steps": list(FIGURE3_STEPS),
+            "model": _model_record(args.model),
+            "provenance": provenance(command, started, device),
+        }
+        save_atomic(result, args.out)
+        print(f"wrote {args.out} in {result['provenance']['wall_seconds'] / 60:.1f} min")
+        return 0
     settings = {
         "experiment": args.experiment,
         "dataset": args.dataset,

@@ -228,3 +228,36 @@ def test_the_compiled_network_samples_like_the_eager_one_and_a_failing_compile_f
     assert experiments.compiled(network, (4, 1, 8, 8)) is network
     message = "torch.compile failed on cpu (RuntimeError: no C++ compiler here); sampling eagerly"
     assert message in capsys.readouterr().out
+
+
+def test_figure3_samples_one_x_T_in_every_cell_as_sample_set_does():
+    schedule = linear_schedule(1000)
+    density = empirical(torch.rand(5, 1, 28, 28, generator=torch.Generator().manual_seed(0)) * 2 - 1, 0.05)
+    eps = density.eps_model(schedule)
+    images = experiments.figure3(eps, schedule, images=2, seed=3)
+    assert images.shape == (3, 3, 2, 28, 28) and images.dtype == torch.uint8
+    x_T = torch.randn(2, 1, 28, 28, generator=torch.Generator().manual_seed(3))
+    hat = experiments.sample_set(eps, schedule, x_T, 100, torch.Generator().manual_seed(503), 2, variance="hat")
+    assert torch.equal(images[2, 1], ((hat.squeeze(1).clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8))
+    assert not torch.equal(images[0, 0], images[1, 0])  # eta = 1 is not eta = 0 at S = 10
+
+
+def test_the_figure3_command_writes_images_loadable_without_unpickling_code(tmp_path, monkeypatch):
+    """The command keeps the images with their rows, steps and model; load_figure3 reads them back and refuses a
+    file of another shape or one that would run code when unpickled."""
+    images = torch.randint(0, 256, (3, 3, 2, 28, 28), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
+    monkeypatch.setattr(experiments, "figure3", lambda eps_model, schedule: images)
+    out = tmp_path / "f.pt"
+    assert experiments.main(["figure3", "--out", str(out)]) == 0
+    result = experiments.load_figure3(out)
+    assert torch.equal(result["images"], images)
+    assert result["rows"] == list(experiments.FIGURE3_ROWS) and result["steps"] == list(experiments.FIGURE3_STEPS)
+    assert result["model"]["file"] == "fashion_unet.pt" and result["provenance"]["command"].endswith(str(out))
+    torch.save({"images": images[:2]}, tmp_path / "short.pt")
+    with pytest.raises(ValueError, match="expected uint8 images of shape"):
+        experiments.load_figure3(tmp_path / "short.pt")
+    torch.save({"images": images, "code": math.dist}, tmp_path / "code.pt")
+    with pytest.raises(ValueError, match="not a figure3 result"):
+        experiments.load_figure3(tmp_path / "code.pt")
+    with pytest.raises(SystemExit):
+        experiments.main(["figure3", "--dataset", "digits"])
