@@ -189,3 +189,17 @@ def check_together(verdicts: list[Verdict]) -> list[Verdict]:
             if abs(v.difference) > widened:
                 raise AssertionError(f"{v}; beyond {widened:.3g}, the bound for {k} claims checked together")
     return verdicts
+
+
+def replicates_to_resolve(verdict: Verdict, limit: int = 10_000) -> int | None:
+    """The number of paired replicates at which a verdict read from k = verdict.dof + 1 of them would be resolved (or
+    contradicted), were its difference and the spread of its differences to stay as measured: the smallest K with
+    t_975(K - 1) s / sqrt(K) < |difference|, s the differences' sd behind the bound. None for no difference (or one
+    that `limit` replicates would not resolve); a verdict already resolved or contradicted gives its own k."""
+    if verdict.dof is None or verdict.dof != int(verdict.dof):
+        raise ValueError(f"verdict must come from paired replicates (integer dof), got dof {verdict.dof}")
+    k = int(verdict.dof) + 1
+    sd = verdict.bound * k**0.5 / t_975(k - 1)
+    if verdict.sign != "~":
+        return k
+    return next((n for n in range(k + 1, limit + 1) if t_975(n - 1) * sd / n**0.5 < abs(verdict.difference)), None)

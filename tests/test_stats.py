@@ -5,6 +5,7 @@ import math
 import pytest
 import torch
 
+from ddimlib import stats
 from ddimlib.stats import T_975, Verdict, check_together, compare, from_estimate, mean_se, t_975, t_quantile
 
 F64 = torch.float64
@@ -93,3 +94,19 @@ def test_mean_se_against_its_formula():
     assert mean_se(values) == (mean, se) and mean_se([3.5]) == (3.5, 0.0)
     with pytest.raises(ValueError, match="at least one value"):
         mean_se([])
+
+
+def test_replicates_to_resolve_is_the_smallest_count_whose_t_bound_falls_below_the_difference():
+    """Differences of mean 1 and sd 1 over 4 pairs: t_975(3) / 2 = 1.59 covers 1, so not resolved;
+    t_975(K - 1) / sqrt(K) first drops below 1 at K = 7 (2.45 / 2.65 = 0.93; K = 6: 2.57 / 2.45 = 1.05)."""
+    d = (
+        torch.tensor([1.0, 1.0, 1.0, 1.0])
+        + torch.tensor([-1.5, -0.5, 0.5, 1.5]) / torch.tensor([-1.5, -0.5, 0.5, 1.5]).std()
+    )
+    verdict = stats.compare("a < b", d, torch.zeros(4), ">", paired=True)
+    assert verdict.sign == "~" and stats.replicates_to_resolve(verdict) == 7
+    resolved = stats.compare("a < b", d + 3, torch.zeros(4), ">", paired=True)
+    assert stats.replicates_to_resolve(resolved) == 4
+    assert stats.replicates_to_resolve(stats.compare("a", torch.ones(3), torch.ones(3), "<", paired=True)) is None
+    with pytest.raises(ValueError, match="paired replicates"):
+        stats.replicates_to_resolve(stats.compare("a", d, torch.zeros(4), ">", paired=False))

@@ -1,0 +1,119 @@
+"""The cached experiments, read: a Table 1's cells, its paired verdicts on the paper's claims, the paper's own rows.
+
+`ddimlib.experiments` computes and writes data/results/; this module only reads what it wrote, for notebook 04 and for
+notebook 00's roadmap, so that a number quoted anywhere comes from the cache at run time.
+
+    result = load_result("table1_fashion_mnist.json")  # unfinished: its .partial.json, with "complete": False
+    print(format_table1(result))
+    for name, verdict in table1_claims(result).items(): ...
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from ddimlib import stats
+from ddimlib.experiments import RESULTS_DIR, ROWS, STEPS, cell_name, partial_path
+from ddimlib.metrics import floor_draws
+
+# the DDIM paper's Table 1, CIFAR-10: FID of 50,000 samples (quadratic tau) at S = 10, 20, 50, 100, 1000
+PAPER_TABLE1 = {
+    "eta=0": (13.36, 6.84, 4.67, 4.16, 4.04),
+    "eta=1": (41.07, 18.36, 8.01, 5.78, 4.73),
+    "sigma-hat": (367.43, 133.37, 32.72, 9.99, 3.17),
+}
+DDPM = cell_name("eta=1", 1000)  # the reference of the speed-up: 1000-step DDPM
+
+
+def load_result(name: str, folder: Path = RESULTS_DIR) -> dict:
+    """data/results/`name`, or while its run is unfinished the cells it has so far (its .partial.json, whose
+    "complete" is False). FileNotFoundError, naming the command, where there is neither."""
+    path = Path(folder) / name
+    for candidate in (path, partial_path(path)):
+        if candidate.exists():
+            return json.loads(candidate.read_text())
+    raise FileNotFoundError(
+        f"no {path} (nor {partial_path(path).name}): `python -m ddimlib.experiments` computes it (its --help says how)"
+    )
+
+
+def scores(result: dict, cell: str, n: int | None = None) -> torch.Tensor | None:
+    """A Table 1 cell's FD of each replicate at set size n (default: the table's samples), float64; None where the
+    cell is not computed (yet, or left out)."""
+    sizes = result["fd"].get(cell)
+    if sizes is None:
+        return None
+    return torch.tensor(sizes[str(n or result["samples"])], dtype=torch.float64)
+
+
+def floor(result: dict, n: int | None = None) -> torch.Tensor:
+    """The data floor's FD at set size n (default: the table's samples): one value per independent draw of real data.
+    An unfinished table has none yet (the command writes it last), so it is drawn here, as the command will."""
+    n = n or result["samples"]
+    if str(n) in result.get("floor", {}):
+        return torch.tensor(result["floor"][str(n)], dtype=torch.float64)
+    return floor_draws(n, dataset=result.get("dataset", "digits"))["fd"]
+
+
+def verdict(result: dict, a: str, b: str, expected: str) -> stats.Verdict | None:
+    """The claim FD(a) `expected` FD(b) on a cached table: paired where both cells have the same replicates (replicate
+    k of every cell starts from the same x_T), Welch's otherwise. None where a cell is not computed."""
+    left, right = scores(result, a), scores(result, b)
+    if left is None or right is None:
+        return None
+    return stats.compare(f"FD({a}) {expected} FD({b})", left, right, expected, paired=len(left) == len(right))
+
+
+def table1_claims(result: dict) -> dict[str, stats.Verdict | None]:
+    """The paper's claims, read off a cached Table 1 (None where a cell is not computed):
+
+    C1, eta = 0 is best at small S: eta = 0 below eta = 1 at S = 10, 20, 50;
+    C3, sigma-hat is worst at small S (above eta = 1 at S = 10, 20) and best at S = 1000 (below eta = 1);
+    C8, the speed-up at equal quality: eta = 0 at S = 10, 20, 50, 100 against 1000-step DDPM (its "not resolved
+    worse" read by `equal_quality_steps`)."""
+    claims = {f"C1, S={s}": verdict(result, cell_name("eta=0", s), cell_name("eta=1", s), "<") for s in (10, 20, 50)}
+    for s in (10, 20):
+        claims[f"C3, S={s}"] = verdict(result, cell_name("sigma-hat", s), cell_name("eta=1", s), ">")
+    claims["C3, S=1000"] = verdict(result, cell_name("sigma-hat", 1000), DDPM, "<")
+    for s in STEPS[:-1]:
+        claims[f"C8, S={s}"] = verdict(result, cell_name("eta=0", s), DDPM, "<")
+    return claims
+
+
+def equal_quality_steps(result: dict, row: str = "eta=0") -> int | None:
+    """The fewest steps S < 1000 at which `row` is not resolved worse than 1000-step DDPM; None where every S is (or
+    the DDPM cell is not computed)."""
+    reached = [
+        s
+        for s in STEPS[:-1]
+        if (v := verdict(result, cell_name(row, s), DDPM, "<")) is not None and not v.contradicted
+    ]
+    return min(reached) if reached else None
+
+
+def format_table1(result: dict, paper: dict = PAPER_TABLE1) -> str:
+    """A cached Table 1 as text: each row's FD (mean +- standard error over replicates) per S, the paper's CIFAR-10
+    FID under the rows it has, then every mean as a multiple of the data floor; "-" for a cell not computed."""
+    n = result["samples"]
+    floor_mean = float(floor(result).mean())
+    rows = [(row, row, "linear") for row in ROWS] + [("eta=0, quad", "eta=0", "quadratic")]
+    lines = [
+        f"FD of {n:,} samples (mean +- se over {result['replicates']} replicates); linear tau unless 'quad'",
+        f"{'':12s}" + "".join(f"{'S=' + str(s):>16s}" for s in STEPS),
+    ]
+    ratios = [f"as multiples of the data floor (FD {floor_mean:.2f} at {n:,})"]
+    for label, row, tau in rows:
+        values = [scores(result, cell_name(row, s, tau)) for s in STEPS]
+        means = [stats.mean_se(v) if v is not None else (None, None) for v in values]
+        lines.append(
+            f"{label:12s}" + "".join(f"{m:9.2f} +-{se:5.2f}" if m is not None else f"{'-':>16s}" for m, se in means)
+        )
+        if label in paper:
+            lines.append(f"{'  CIFAR-10':12s}" + "".join(f"{v:16.2f}" for v in paper[label]))
+        ratios.append(
+            f"{label:12s}" + "".join(f"{m / floor_mean:16.2f}" if m is not None else f"{'-':>16s}" for m, _ in means)
+        )
+    return "\n".join(lines + ratios)

@@ -1,0 +1,66 @@
+"""Reading a cached Table 1: the finished file or its unfinished cells, paired verdicts, the claims, the text."""
+
+import pytest
+
+from ddimlib import results, stats
+from ddimlib.checkpoints import write_json
+from ddimlib.experiments import cell_name, partial_path
+
+
+def table(cells: dict, floor=(2.0, 2.2)) -> dict:
+    """A Table 1 result of 2 replicates at n = 10 holding `cells` ({cell name: [FD of each replicate]})."""
+    return {
+        "samples": 10,
+        "replicates": 2,
+        "dataset": "digits",
+        "fd": {name: {"10": values} for name, values in cells.items()},
+        "floor": {"10": list(floor)},
+    }
+
+
+def test_the_finished_result_is_read_first_then_the_unfinished_cells_then_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="python -m ddimlib.experiments"):
+        results.load_result("t.json", folder=tmp_path)
+    write_json({"complete": False, "fd": {}}, partial_path(tmp_path / "t.json"))
+    assert results.load_result("t.json", folder=tmp_path)["complete"] is False
+    write_json({"complete": True, "fd": {}}, tmp_path / "t.json")
+    assert results.load_result("t.json", folder=tmp_path)["complete"] is True
+
+
+def test_a_verdict_pairs_the_replicates_of_two_cells_and_is_none_for_a_cell_not_computed():
+    """Replicate k of every cell starts from the same x_T: differences 3 - 2 and 5 - 4.1 pair to 0.95 +- 12.71 x 0.05
+    (t with 1 dof), resolved, where unpaired the two spreads would hide it."""
+    result = table({cell_name("eta=0", 10): [2.0, 4.1], cell_name("eta=1", 10): [3.0, 5.0]})
+    v = results.verdict(result, cell_name("eta=1", 10), cell_name("eta=0", 10), ">")
+    assert v.resolved and v.difference == pytest.approx(0.95) and v.dof == 1
+    assert v.bound == pytest.approx(stats.t_975(1) * 0.05)  # sd of the differences 0.0707, over sqrt(2)
+    assert results.verdict(result, cell_name("eta=1", 10), cell_name("eta=0", 20), ">") is None
+
+
+def test_the_claims_and_the_equal_quality_steps_are_read_against_1000_step_ddpm():
+    """eta = 0 reaches 1000-step DDPM (not resolved worse) from S = 50 here; S = 20 is resolved worse."""
+    cells = {
+        cell_name("eta=1", 1000): [5.0, 6.0],
+        cell_name("eta=0", 10): [9.0, 10.2],
+        cell_name("eta=0", 20): [7.0, 8.1],
+        cell_name("eta=0", 50): [5.0, 6.5],
+        cell_name("eta=0", 100): [5.1, 5.9],
+        cell_name("eta=1", 10): [12.0, 13.0],
+    }
+    result = table(cells)
+    claims = results.table1_claims(result)
+    assert claims["C1, S=10"].resolved and claims["C1, S=20"] is None and claims["C3, S=10"] is None
+    assert claims["C8, S=20"].contradicted and not claims["C8, S=50"].contradicted
+    assert results.equal_quality_steps(result) == 50
+    assert results.equal_quality_steps(result, "eta=1") is None  # eta = 1 has no S < 1000 cell that reaches it
+    assert results.equal_quality_steps(table({cell_name("eta=0", 10): [1.0, 2.0]})) is None  # no DDPM cell
+
+
+def test_the_text_table_shows_means_the_paper_and_multiples_of_the_floor_with_a_dash_where_a_cell_is_missing():
+    text = results.format_table1(table({cell_name("eta=0", 10): [4.0, 6.0]}))
+    lines = text.splitlines()
+    eta0 = next(line for line in lines if line.startswith("eta=0 "))
+    assert "5.00 +- 1.00" in eta0 and eta0.split()[-1] == "-"
+    assert "13.36" in lines[lines.index(eta0) + 1]  # the paper's CIFAR-10 row under ours
+    ratios = lines[next(k for k, line in enumerate(lines) if line.startswith("as multiples")) :]
+    assert ratios[0].endswith("(FD 2.10 at 10)") and ratios[1].split()[1] == f"{5 / 2.1:.2f}"
