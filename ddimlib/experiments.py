@@ -142,7 +142,9 @@ def table1(
         ("eta=0", s, "quadratic") for s in steps if s < schedule.T
     ]
     cells.sort(key=lambda cell: cell[1])  # the cheap cells first: a run stopped midway has the most cells
-    result = {"sizes": sizes, "fd": dict((done or {}).get("fd", {}))}
+    # the floor first, so that an unfinished table (its .partial.json) can be read against it
+    floor = (done or {}).get("floor") or {str(n): floor_draws(n, dataset=dataset)["fd"].tolist() for n in sizes}
+    result = {"sizes": sizes, "floor": floor, "fd": dict((done or {}).get("fd", {}))}
     for row, s, tau in tqdm(cells, desc="Table 1", disable=not progress):
         name = cell_name(row, s, tau)
         if name in result["fd"]:
@@ -161,7 +163,6 @@ def table1(
         result["fd"][name] = scores
         if save is not None:
             save(result)
-    result["floor"] = {str(n): floor_draws(n, dataset=dataset)["fd"].tolist() for n in sizes}
     return result
 
 
@@ -249,6 +250,20 @@ def regime_map(
                 .reshape(-1, 1, 28, 28)
             )
             reference = classifier_features(exact, classifier)
+        if name not in result["floor"]:  # the floor first, so that an unfinished map can be read against it
+            if density is None:
+                result["floor"][name] = floor_draws(samples, dataset="fashion_mnist")["fd"].tolist()
+            else:
+                generator = torch.Generator().manual_seed(SEED - 2)
+                draws = (
+                    density.sample(samples, generator=generator).float().reshape(-1, 1, 28, 28)
+                    for _ in range(FLOOR_DRAWS)
+                )
+                result["floor"][name] = [
+                    frechet_distance(classifier_features(x, classifier), reference) for x in draws
+                ]
+            if save is not None:
+                save(result)
         device = placement(eps_model)[0]
         for eta in etas:
             for s in tqdm(steps, desc=f"{name}, eta={eta:g}", disable=not progress):
@@ -264,19 +279,16 @@ def regime_map(
                 result["fd"][cell] = scores[str(samples)]
                 if save is not None:
                     save(result)
-        if name in result["floor"]:
-            continue
-        if density is None:
-            result["floor"][name] = floor_draws(samples, dataset="fashion_mnist")["fd"].tolist()
-        else:
-            generator = torch.Generator().manual_seed(SEED - 2)
-            draws = (
-                density.sample(samples, generator=generator).float().reshape(-1, 1, 28, 28) for _ in range(FLOOR_DRAWS)
-            )
-            result["floor"][name] = [frechet_distance(classifier_features(x, classifier), reference) for x in draws]
-        if save is not None:
-            save(result)
     return result
+
+
+def regime_missing(result: dict) -> list[str]:
+    """The models of REGIME_MODELS some of whose regime cells `result` does not hold yet."""
+    return [
+        name
+        for name in REGIME_MODELS
+        if any(regime_name(name, eta, s) not in result["fd"] for eta in REGIME_ETAS for s in REGIME_STEPS)
+    ]
 
 
 def compiled(network: torch.nn.Module, shape: tuple[int, ...]) -> torch.nn.Module:
@@ -574,7 +586,7 @@ def main(argv: list[str] | None = None) -> int:
         complete = True
     else:
         cells = regime_map(models, schedule, args.samples, args.replicates, done=previous, save=save)
-        complete = set(cells["floor"]) == set(REGIME_MODELS)
+        complete = not regime_missing(cells)
     runs = runs + [provenance(command, started, device)]
     result = settings | cells | {"complete": complete, "runs": runs}
     result["provenance"] = runs[-1] | {
@@ -584,7 +596,7 @@ def main(argv: list[str] | None = None) -> int:
     minutes = result["provenance"]["wall_seconds"] / 60
     if not complete:
         write_json(result, partial_path(args.out), indent=1)
-        still = ", ".join(name for name in REGIME_MODELS if name not in cells["floor"])
+        still = ",".join(regime_missing(cells))
         print(
             f"wrote {partial_path(args.out)} in {minutes:.1f} min; still to compute: {still} "
             f"(the same command with --models {still} resumes it)"

@@ -64,7 +64,25 @@ def verdict(result: dict, a: str, b: str, expected: str) -> stats.Verdict | None
     left, right = scores(result, a), scores(result, b)
     if left is None or right is None:
         return None
-    return stats.compare(f"FD({a}) {expected} FD({b})", left, right, expected, paired=len(left) == len(right))
+    return compare_cells(f"FD({a}) {expected} FD({b})", left, right, expected)
+
+
+def compare_cells(
+    claim: str, left: torch.Tensor, right: torch.Tensor, expected: str, sd: tuple[float, float] | None = None
+) -> stats.Verdict:
+    """The claim mean(left) `expected` mean(right) for two cells' replicates: paired where both have the same number
+    (> 1) of them (replicate k of every cell starts from the same x_T), Welch's where their numbers differ. A cell of
+    one run has no spread of its own: `sd` (used only then) lends one to each side (a normal bound, "borrowed spread"
+    in the claim)."""
+    if len(left) == len(right) > 1:
+        return stats.compare(claim, left, right, expected, paired=True)
+    if min(len(left), len(right)) > 1:
+        return stats.compare(claim, left, right, expected, paired=False)
+    if sd is None or None in sd:
+        raise ValueError(f"a cell of one run needs sd, a spread to borrow (got {len(left)} and {len(right)} runs)")
+    se = (sd[0] ** 2 / len(left) + sd[1] ** 2 / len(right)) ** 0.5
+    difference = float(left.mean() - right.mean())
+    return stats.from_estimate(claim + " (one run, borrowed spread)", difference, se, expected)
 
 
 def table1_claims(result: dict) -> dict[str, stats.Verdict | None]:

@@ -93,6 +93,7 @@ def test_a_stopped_table_resumes_its_cells_and_ends_where_a_straight_run_does(tm
     )
     assert len(saved) == 11 and len(saved[3]["fd"]) == 4  # one save per cell: 5 rows x 2 S + one quadratic
     assert all("S=2" in name for name in saved[5]["fd"])  # the six cheap cells (S = 2) come first
+    assert saved[0]["floor"] == straight["floor"]  # the floor is in the first save: an unfinished table can be read
     calls = []
     counting = lambda x_t, t: calls.append(1) or model(x_t, t)
     resumed = experiments.table1(
@@ -261,3 +262,17 @@ def test_the_figure3_command_writes_images_loadable_without_unpickling_code(tmp_
         experiments.load_figure3(tmp_path / "code.pt")
     with pytest.raises(SystemExit):
         experiments.main(["figure3", "--dataset", "digits"])
+
+
+def test_a_regime_map_is_complete_when_every_models_cells_are_in_not_when_its_floors_are():
+    """The floors are written first (an unfinished map can be read against them), so completeness counts cells."""
+    cells = {
+        experiments.regime_name(name, eta, s): [1.0]
+        for name in ("oracle", "early")
+        for eta in experiments.REGIME_ETAS
+        for s in experiments.REGIME_STEPS
+    }
+    floors = {name: [1.0] for name in experiments.REGIME_MODELS}
+    assert experiments.regime_missing({"fd": cells, "floor": floors}) == ["shipped"]
+    cells.pop(experiments.regime_name("early", 1.0, 100))
+    assert experiments.regime_missing({"fd": cells, "floor": floors}) == ["early", "shipped"]

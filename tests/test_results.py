@@ -1,6 +1,7 @@
 """Reading a cached Table 1: the finished file or its unfinished cells, paired verdicts, the claims, the text."""
 
 import pytest
+import torch
 
 from ddimlib import results, stats
 from ddimlib.checkpoints import write_json
@@ -64,3 +65,13 @@ def test_the_text_table_shows_means_the_paper_and_multiples_of_the_floor_with_a_
     assert "13.36" in lines[lines.index(eta0) + 1]  # the paper's CIFAR-10 row under ours
     ratios = lines[next(k for k, line in enumerate(lines) if line.startswith("as multiples")) :]
     assert ratios[0].endswith("(FD 2.10 at 10)") and ratios[1].split()[1] == f"{5 / 2.1:.2f}"
+
+
+def test_cells_of_one_run_borrow_a_spread_and_cells_of_different_sizes_are_compared_unpaired():
+    one, three = torch.tensor([5.0]), torch.tensor([3.0, 4.0, 5.0])
+    v = results.compare_cells("a > b", one, three, ">", sd=(1.0, 1.0))
+    assert "borrowed spread" in v.claim and v.difference == 1.0
+    assert v.bound == pytest.approx(1.96 * (1 + 1 / 3) ** 0.5) and v.dof is None
+    assert results.compare_cells("a > b", three + 1, torch.tensor([1.0, 2.0]), ">").dof != 1  # Welch, not paired
+    with pytest.raises(ValueError, match="needs sd"):
+        results.compare_cells("a > b", one, three, ">")
