@@ -122,12 +122,18 @@ def compare(
     atol: float = 1e-9,
     success: str = "",
     mistake_rtol: float = 1e-3,
+    mistake_atol: float | None = None,
+    otherwise: str = "",
 ) -> Feedback:
     """Feedback on `got` against `expected` (the library's value): right, a known mistake, or off by how much.
 
     mistakes: (the value the mistake gives, the hint that explains it). Of those that `got` matches within
     mistake_rtol (loose by default: a mistake is recognised, not reproduced, and its path may amplify rounding), the
-    closest one's hint is given, so two mistakes with nearby values are told apart.
+    closest one's hint is given, so two mistakes with nearby values are told apart. mistake_atol: match them within
+    this absolute distance instead (a predicted number: a mistake is a value, give or take).
+
+    otherwise: the hint for an answer that is neither right nor a known mistake, in place of "off by how much" (which
+    states the expected value: the answer itself where the question asks for one number).
     """
     if got is None:
         return NOT_ATTEMPTED
@@ -143,16 +149,21 @@ def compare(
             return Feedback(False, f"✗ {what}: shape {tuple(got.shape)}, expected {tuple(expected.shape)}.")
     if torch.allclose(got, expected, rtol=rtol, atol=atol):
         return Feedback(True, f"✓ {what}: correct." + (f" {success}" if success else ""))
-    loose = max(atol, mistake_rtol * float(expected.abs().max()))
+    if mistake_atol is None:
+        loose, mistake_rtol = max(atol, mistake_rtol * float(expected.abs().max())), max(rtol, mistake_rtol)
+    else:
+        loose, mistake_rtol = mistake_atol, 0.0
     matched = []
     for value, hint in mistakes:
         value = torch.as_tensor(value, dtype=torch.float64).expand_as(expected)
-        if torch.allclose(got, value, rtol=max(rtol, mistake_rtol), atol=loose):
+        if torch.allclose(got, value, rtol=mistake_rtol, atol=loose):
             matched.append((float((got - value).abs().max()), hint))
     if matched:
         return Feedback(
             False, f"✗ {what}: not yet. Hint: {min(matched, key=lambda distance_hint: distance_hint[0])[1]}"
         )
+    if otherwise:
+        return Feedback(False, f"✗ {what}: not yet. Hint: {otherwise}")
     error = (got - expected).abs()
     worst = int(error.flatten().argmax())
     if not torch.isfinite(got).all():

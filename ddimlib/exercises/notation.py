@@ -128,29 +128,31 @@ def check_snr_crossing(my_t) -> Feedback:
     alpha = linear_schedule(1000).alpha
     snr = lambda s: float(alpha[s] / (1 - alpha[s]))
     answer = snr_crossing(1000)
-    if t == answer:
-        return Feedback(
-            True,
-            f"✓ {what}: t = {t}, correct: SNR {snr(t - 1):.4f} at t = {t - 1}, {snr(t):.4f} at t = {t} "
-            f"(alpha_t = {float(alpha[t]):.3f}). Half the signal's power is gone a quarter of the way "
-            f"through the schedule; at t = 500 the SNR is {snr(500):.3f}.",
-        )
-    if t == answer - 1:
-        return Feedback(
-            False,
-            f"✗ {what}: not yet. Hint: at your t the SNR is {snr(t):.4f}, still at least 1. An answer one "
-            f"too early usually comes from a 0-based index: in an array without alpha_0 (or in "
-            f"alpha[1:]) position k holds t = k + 1. The paper's t starts at 1.",
-        )
-    if t == 1:
-        return Feedback(
-            False,
-            f"✗ {what}: not yet. Hint: at t = 1 the SNR is {snr(1):.0f}: x_1 is almost clean. If your "
-            f"ratio was below 1 there, you computed the noise-to-signal ratio (1 - alpha_t) / alpha_t.",
-        )
+    mistakes = [
+        (
+            answer - 1,
+            f"at your t the SNR is {snr(answer - 1):.4f}, still at least 1. An answer one too early usually comes "
+            "from a 0-based index: in an array without alpha_0 (or in alpha[1:]) position k holds t = k + 1. The "
+            "paper's t starts at 1.",
+        ),
+        (
+            1,
+            f"at t = 1 the SNR is {snr(1):.0f}: x_1 is almost clean. If your ratio was below 1 there, you computed "
+            "the noise-to-signal ratio (1 - alpha_t) / alpha_t.",
+        ),
+    ]
     side = "already below 1: look earlier" if snr(t) < 1 else "still at least 1: look later"
-    return Feedback(
-        False,
-        f"✗ {what}: not yet. At your t = {t} the SNR alpha_t / (1 - alpha_t) is {snr(t):.4f}, {side}. "
-        f"(alpha_t here is DDIM's: the cumulative product, linear_schedule(1000).alpha[t].)",
+    return compare(
+        what,
+        t,
+        torch.tensor(float(answer)),
+        mistakes,
+        rtol=0,
+        atol=0.5,
+        mistake_atol=0.5,
+        success=f"t = {t}: SNR {snr(t - 1):.4f} at t = {t - 1}, {snr(t):.4f} at t = {t} (alpha_t = "
+        f"{float(alpha[t]):.3f}). Half the signal's power is gone a quarter of the way through the schedule; at "
+        f"t = 500 the SNR is {snr(500):.3f}.",
+        otherwise=f"at your t = {t} the SNR alpha_t / (1 - alpha_t) is {snr(t):.4f}, {side}. (alpha_t here is DDIM's: "
+        "the cumulative product, linear_schedule(1000).alpha[t].)",
     )

@@ -148,6 +148,29 @@ def reconstruction_reference() -> tuple[tuple[int, ...], tuple[float, ...], floa
     return RECONSTRUCTION_STEPS, errors, observed_order(RECONSTRUCTION_STEPS, errors)
 
 
+# a measurement's typical mistakes, recognised by the exponent they give
+MEASUREMENT_MISTAKES = {
+    "squared": "you measured a squared error (an MSE, as the paper's Table 2 reports): squaring doubles the exponent. "
+    "Measure the distance itself, e.g. (x0_rec - x0).norm(dim=1).mean().",
+    "fixed": "your error hardly changes with S: encode and decode with the same S (and the same tau), and compare "
+    "with the x0 you encoded.",
+}
+# a prediction's typical mistakes: (the exponent it predicts, why it is not this one)
+RECONSTRUCTION_MISTAKES = (
+    (
+        2.0,
+        "p = 2 holds for the squared error (Table 2's MSE), or for a second-order solver; the distance itself, after "
+        "Euler steps, falls as 1 / S^p with p = Euler's order.",
+    ),
+    (
+        0.5,
+        "1 / sqrt(S) is the Monte Carlo rate of averaging S random draws; here nothing is random: the error is "
+        "discretisation error.",
+    ),
+    (0.0, "the error does shrink with S: look at your own measurement."),
+)
+
+
 @check
 def check_reconstruction_exponent(predicted, measure: Callable | None) -> Feedback:
     """predicted: your p in reconstruction error ~ C / S^p, written before measuring. measure(S) -> the mean distance
@@ -175,54 +198,32 @@ def check_reconstruction_exponent(predicted, measure: Callable | None) -> Feedba
         )
     measured = observed_order(steps, errors)
     table = ", ".join(f"S={S}: {e:.2e}" for S, e in zip(steps, errors))
-    if abs(measured - reference) > 0.15:
-        if abs(measured - 2 * reference) < 0.3:
-            hint = (
-                "you measured a squared error (an MSE, as the paper's Table 2 reports): squaring doubles the "
-                "exponent. "
-                "Measure the distance itself, e.g. (x0_rec - x0).norm(dim=1).mean()."
-            )
-        elif measured < 0.3:
-            hint = (
-                "your error hardly changes with S: encode and decode with the same S (and the same tau), and "
-                "compare with the x0 you encoded."
-            )
-        else:
-            hint = (
-                "encode x0 with S steps, decode the latent with the same S steps, and average the distance to x0 "
-                "over the data."
-            )
-        return Feedback(
-            False,
-            f"✗ your measurement ({table}) gives p = {measured:.2f}; the library's gives {reference:.2f}. "
-            f"Hint: {hint}",
-        )
-    p = float(predicted)
-    if abs(p - measured) <= 0.25:
-        return Feedback(
-            True,
-            f"✓ predicted p = {p:g}, measured {measured:.2f} ({table}). Euler's method is first order: each leg "
-            "(encoding, then decoding) makes an error ~ C / S, so their sum does too. The paper's Table 2 reports "
-            "the squared error, which falls as 1 / S^2.",
-        )
-    if abs(p - 2) < 0.3:
-        hint = (
-            "p = 2 holds for the squared error (Table 2's MSE), or for a second-order solver; the distance itself, "
-            "after Euler steps, falls as 1 / S^p with p = Euler's order."
-        )
-    elif abs(p - 0.5) < 0.2:
-        hint = (
-            "1 / sqrt(S) is the Monte Carlo rate of averaging S random draws; here nothing is random: the error is "
-            "discretisation error."
-        )
-    elif p <= 0.25:
-        hint = "the error does shrink with S: look at your own measurement."
-    else:
-        hint = (
-            "Euler's global error after S steps of size h ~ 1 / S is of order h^p for a method of order p; which "
-            "order is Euler's?"
-        )
-    return Feedback(False, f"✗ predicted p = {p:g}, measured {measured:.2f} ({table}). Hint: {hint}")
+    measurement = compare(
+        f"your measurement ({table}) gives p = {measured:.2f}; the library's gives {reference:.2f}",
+        measured,
+        torch.tensor(reference),
+        [(2 * reference, MEASUREMENT_MISTAKES["squared"]), (0.0, MEASUREMENT_MISTAKES["fixed"])],
+        rtol=0,
+        atol=0.15,
+        mistake_atol=0.3,
+        otherwise="encode x0 with S steps, decode the latent with the same S steps, and average the distance to x0 "
+        "over the data.",
+    )
+    if not measurement.passed:
+        return measurement
+    return compare(
+        f"predicted p = {float(predicted):g}, measured {measured:.2f} ({table})",
+        float(predicted),
+        torch.tensor(measured),
+        RECONSTRUCTION_MISTAKES,
+        rtol=0,
+        atol=0.25,
+        mistake_atol=0.25,
+        success="Euler's method is first order: each leg (encoding, then decoding) makes an error ~ C / S, so their "
+        "sum does too. The paper's Table 2 reports the squared error, which falls as 1 / S^2.",
+        otherwise="Euler's global error after S steps of size h ~ 1 / S is of order h^p for a method of order p; "
+        "which order is Euler's?",
+    )
 
 
 @check

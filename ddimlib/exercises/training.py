@@ -283,7 +283,24 @@ def check_floor_prediction(prediction: dict | None, answer: Callable) -> Feedbac
         class_sd_without = (n * p * (1 - p) * (N - n) / (N - 1)) ** 0.5  # hypergeometric
         class_sd_with = (n * p * (1 - p)) ** 0.5  # binomial
         guess = float(prediction[n])
-        close = abs(guess - ratio) <= PREDICTION_TOLERANCE + 2 * se
+        direction = (
+            "above 1: drawing without replacement can only remove the sampling noise that drawing with replacement has"
+            if guess > 1
+            else (
+                "too far below: at this n the draws overlap less than you assumed"
+                if guess < ratio
+                else "too close to 1: at this n the draws overlap more than you assumed"
+            )
+        )
+        verdict = compare(
+            f"your draw is right, but at n = {n:,} you predicted {guess:.2f} and measured {ratio:.2f}",
+            guess,
+            torch.tensor(ratio),
+            rtol=0,
+            atol=PREDICTION_TOLERANCE + 2 * se,
+            otherwise=f"{direction}.",
+        )
+        close = verdict.passed
         rows.append(
             f"  n = {n:5,d}: two draws share {n / N:4.0%} of their images, (N - n)/(N - 1) = {(N - n) / (N - 1):.2f}; "
             f"a class's count varies by ±{class_sd_without:4.1f} without replacement, ±{class_sd_with:4.1f} with. FD "
@@ -292,7 +309,7 @@ def check_floor_prediction(prediction: dict | None, answer: Callable) -> Feedbac
             f"you predicted {guess:.2f} {'✓' if close else '✗'}"
         )
         if not close:
-            wrong.append((n, guess, ratio))
+            wrong.append(verdict)
     why = (
         "Why: n digits drawn without replacement from the N = 1,297 are pinned to the training set. Any two such "
         "draws share a "
@@ -311,21 +328,8 @@ def check_floor_prediction(prediction: dict | None, answer: Callable) -> Feedbac
             f"✓ your draw is right and your predictions are within {PREDICTION_TOLERANCE} (plus two standard errors) "
             f"of the measured ratios:\n{table}\n{why}",
         )
-    n, guess, ratio = wrong[0]
-    direction = (
-        "above 1: drawing without replacement can only remove the sampling noise that drawing with replacement has"
-        if guess > 1
-        else (
-            "too far below: at this n the draws overlap less than you assumed"
-            if guess < ratio
-            else "too close to 1: at this n the draws overlap more than you assumed"
-        )
-    )
     return Feedback(
-        False,
-        f"✗ your draw is right, but at n = {n:,} you predicted {guess:.2f} and measured {ratio:.2f}. Hint: "
-        f"{direction}.\n"
-        f"{table}\nThink about the shared images and the class mix, then predict again.",
+        False, f"{wrong[0].message}\n{table}\nThink about the shared images and the class mix, then predict again."
     )
 
 
