@@ -514,6 +514,22 @@ def regime_models(args: argparse.Namespace, schedule: Schedule, device: torch.de
     return models, records
 
 
+def figure3_command(args: argparse.Namespace, command: str, started: float, device: torch.device) -> int:
+    """`figure3`: sample the panels with args.model and write them, with their record, to args.out (atomically)."""
+    # 27,000 sample-steps in batches of FIGURE3_IMAGES: compiling would cost more than it saves
+    eps_model, config = load_model(args.model, device=device, expect_model="unet")
+    result = {
+        "images": figure3(eps_model, config.schedule()),
+        "rows": list(FIGURE3_ROWS),
+        "steps": list(FIGURE3_STEPS),
+        "model": _model_record(args.model),
+        "provenance": provenance(command, started, device),
+    }
+    save_atomic(result, args.out)
+    print(f"wrote {args.out} in {result['provenance']['wall_seconds'] / 60:.1f} min")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """The command: compute the experiment's cells (resuming an unfinished run of the same settings, saving the
     cells after each one), then write the result with its provenance and figure."""
@@ -524,19 +540,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     device = pick_device(args.device)
     if args.experiment == "figure3":
-        # 27,000 sample-steps in batches of FIGURE3_IMAGES: compiling would cost more than it saves
-        eps_model, config = load_model(args.model, device=device, expect_model="unet")
-        images = figure3(eps_model, config.schedule())
-        result = {
-            "images": images,
-            "rows": list(FIGURE3_ROWS),
-            "steps": list(FIGURE3_STEPS),
-            "model": _model_record(args.model),
-            "provenance": provenance(command, started, device),
-        }
-        save_atomic(result, args.out)
-        print(f"wrote {args.out} in {result['provenance']['wall_seconds'] / 60:.1f} min")
-        return 0
+        return figure3_command(args, command, started, device)
     settings = {
         "experiment": args.experiment,
         "dataset": args.dataset,

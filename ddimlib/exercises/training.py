@@ -235,6 +235,18 @@ def _index_mistake(answer: Callable) -> str | None:
     return None
 
 
+def _floor_direction(guess: float, ratio: float) -> str:
+    """The hint for a predicted ratio of the floors that is off: which way, and why."""
+    if guess > 1:
+        return (
+            "above 1: drawing without replacement can only remove the sampling noise that drawing with replacement "
+            "has."
+        )
+    if guess < ratio:
+        return "too far below: at this n the draws overlap less than you assumed."
+    return "too close to 1: at this n the draws overlap more than you assumed."
+
+
 @check
 def check_floor_prediction(prediction: dict | None, answer: Callable) -> Feedback:
     """prediction: {300: r, 1250: r}, the predicted ratio FD(n digits drawn without replacement) / FD(n drawn with
@@ -283,22 +295,13 @@ def check_floor_prediction(prediction: dict | None, answer: Callable) -> Feedbac
         class_sd_without = (n * p * (1 - p) * (N - n) / (N - 1)) ** 0.5  # hypergeometric
         class_sd_with = (n * p * (1 - p)) ** 0.5  # binomial
         guess = float(prediction[n])
-        direction = (
-            "above 1: drawing without replacement can only remove the sampling noise that drawing with replacement has"
-            if guess > 1
-            else (
-                "too far below: at this n the draws overlap less than you assumed"
-                if guess < ratio
-                else "too close to 1: at this n the draws overlap more than you assumed"
-            )
-        )
         verdict = compare(
             f"your draw is right, but at n = {n:,} you predicted {guess:.2f} and measured {ratio:.2f}",
             guess,
             torch.tensor(ratio),
             rtol=0,
             atol=PREDICTION_TOLERANCE + 2 * se,
-            otherwise=f"{direction}.",
+            otherwise=_floor_direction(guess, ratio),
         )
         close = verdict.passed
         rows.append(
