@@ -113,6 +113,19 @@ def _scored_sets(x0: torch.Tensor, sizes: list[int], classifier, reference: torc
         scores[str(n)] += [frechet_distance(part, reference) for part in features.split(n)]
 
 
+def table1_cells(
+    steps: list[int], replicates: int, replicates_1000: int, T: int = 1000
+) -> list[tuple[str, int, str, int]]:
+    """The cells a Table 1 run computes, cheapest first (a run stopped midway has the most cells): (row, S, tau,
+    replicates) for every row at every S on a linear tau and eta = 0 on a quadratic one below S = T. The S = T cells
+    (the costliest: 85 % of the calls) get `replicates_1000` replicates and are left out at 0, except eta = 1 and
+    sigma-hat, the two rows a claim at S = T compares."""
+    cells = [(row, s, "linear") for row in ROWS for s in steps] + [("eta=0", s, "quadratic") for s in steps if s < T]
+    cells.sort(key=lambda cell: cell[1])
+    counts = [replicates_1000 if s == T and row not in ("eta=1", "sigma-hat") else replicates for row, s, _ in cells]
+    return [cell + (count,) for cell, count in zip(cells, counts) if count > 0]
+
+
 @torch.no_grad()
 def table1(
     eps_model,
@@ -138,19 +151,13 @@ def table1(
     classifier, reference = shipped_classifier(dataset), reference_features(dataset)
     device = placement(eps_model)[0]
     sizes = [samples] + [n for n in SUB_SIZES if n < samples and samples % n == 0]
-    cells = [(row, s, "linear") for row in ROWS for s in steps] + [
-        ("eta=0", s, "quadratic") for s in steps if s < schedule.T
-    ]
-    cells.sort(key=lambda cell: cell[1])  # the cheap cells first: a run stopped midway has the most cells
     # the floor first, so that an unfinished table (its .partial.json) can be read against it
     floor = (done or {}).get("floor") or {str(n): floor_draws(n, dataset=dataset)["fd"].tolist() for n in sizes}
     result = {"sizes": sizes, "floor": floor, "fd": dict((done or {}).get("fd", {}))}
-    for row, s, tau in tqdm(cells, desc="Table 1", disable=not progress):
+    cells = table1_cells(steps, replicates, replicates_1000, schedule.T)
+    for row, s, tau, count in tqdm(cells, desc="Table 1", disable=not progress):
         name = cell_name(row, s, tau)
         if name in result["fd"]:
-            continue
-        count = replicates_1000 if s == schedule.T and row not in ("eta=1", "sigma-hat") else replicates
-        if count == 0:
             continue
         scores = {str(n): [] for n in sizes}
         for k in range(count):
@@ -283,11 +290,11 @@ def regime_map(
 
 
 def regime_missing(result: dict) -> list[str]:
-    """The models of REGIME_MODELS some of whose regime cells `result` does not hold yet."""
+    """The models of REGIME_MODELS some of whose regime cells (the result's own steps and etas) `result` does not hold
+    yet."""
+    steps, etas = result.get("steps", REGIME_STEPS), result.get("etas", REGIME_ETAS)
     return [
-        name
-        for name in REGIME_MODELS
-        if any(regime_name(name, eta, s) not in result["fd"] for eta in REGIME_ETAS for s in REGIME_STEPS)
+        name for name in REGIME_MODELS if any(regime_name(name, eta, s) not in result["fd"] for eta in etas for s in steps)
     ]
 
 

@@ -276,3 +276,16 @@ def test_a_regime_map_is_complete_when_every_models_cells_are_in_not_when_its_fl
     assert experiments.regime_missing({"fd": cells, "floor": floors}) == ["shipped"]
     cells.pop(experiments.regime_name("early", 1.0, 100))
     assert experiments.regime_missing({"fd": cells, "floor": floors}) == ["early", "shipped"]
+
+
+def test_table1_plans_the_1000_step_cells_for_the_rows_a_claim_compares_and_the_cheap_cells_first():
+    cells = experiments.table1_cells([10, 1000], replicates=4, replicates_1000=0)
+    assert [(row, s, tau, count) for row, s, tau, count in cells if s == 1000] == [
+        ("eta=1", 1000, "linear", 4),
+        ("sigma-hat", 1000, "linear", 4),
+    ]
+    assert [s for _, s, _, _ in cells] == sorted(s for _, s, _, _ in cells)
+    assert ("eta=0", 10, "quadratic", 4) in cells and len(cells) == len(experiments.ROWS) + 1 + 2
+    everything = experiments.table1_cells([10, 1000], replicates=4, replicates_1000=2)
+    assert ("eta=0", 1000, "linear", 2) in everything and ("eta=1", 1000, "linear", 4) in everything
+    assert not any(tau == "quadratic" and s == 1000 for _, s, tau, _ in everything)
