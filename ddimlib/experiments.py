@@ -294,7 +294,9 @@ def regime_missing(result: dict) -> list[str]:
     yet."""
     steps, etas = result.get("steps", REGIME_STEPS), result.get("etas", REGIME_ETAS)
     return [
-        name for name in REGIME_MODELS if any(regime_name(name, eta, s) not in result["fd"] for eta in etas for s in steps)
+        name
+        for name in REGIME_MODELS
+        if any(regime_name(name, eta, s) not in result["fd"] for eta in etas for s in steps)
     ]
 
 
