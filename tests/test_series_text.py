@@ -3,6 +3,7 @@ printed where the text points (its section, a section it names, or the notebook 
 (or a live cell) and re-executing cannot leave the text quoting the old value. A stale figure of two digits can still
 pass where another number printed in those sections happens to round to it; longer figures rarely do."""
 
+import ast
 import json
 import re
 from pathlib import Path
@@ -23,7 +24,8 @@ NOT_PROSE = re.compile(
     r"(?:\s*(?:,|and|to|-)\s*\d+(?:\.\d+)*)*",
     re.S | re.M,
 )
-NAMED = re.compile(r"notebook (\d\d)((?:\s*(?:§|sections?)\s*\d+(?:\.\d+)*)?)")
+# a notebook named: "notebook 05", "notebook 05 §5", "(01 §5: ..."
+NAMED = re.compile(r"(?:notebook (\d\d)|\b(\d\d)(?= §))((?:\s*(?:§|sections?)\s*\d+(?:\.\d+)*)?)")
 SECTION = re.compile(r"(?:§|[Ss]ections? )\s*(\d+)(?:\.\d+)*((?:\s*(?:,|and|to)\s*\d+(?:\.\d+)*)*)")
 
 
@@ -123,7 +125,8 @@ def numbers_behind(notebooks: dict[str, dict], number: str, index: int) -> list[
     numbers = []
     for name in {own} | section_numbers(NAMED.sub(" ", text)):
         numbers += printed_numbers(grouped.get(name, []))
-    for other, where in NAMED.findall(text):
+    for named_as_notebook, named_by_section, where in NAMED.findall(text):
+        other = named_as_notebook or named_by_section
         if other in notebooks:
             other_sections = sections(notebooks[other])
             named = section_numbers(where) or set(other_sections)
@@ -148,3 +151,53 @@ def test_every_figure_in_the_prose_is_printed_by_the_section_it_names(path):
     assert not stale, "figures in the prose that no cell prints where the text points (stale, or never shown):\n" + (
         "\n".join(stale)
     )
+
+
+def notes_map() -> list[tuple]:
+    """Notebook 00's NOTES_MAP, read from its cell without running it."""
+    notebook = json.loads(PATHS[0].read_text())
+    for cell in notebook["cells"]:
+        source = "".join(cell["source"])
+        if cell["cell_type"] == "code" and "NOTES_MAP = [" in source:
+            tree = ast.parse(source)
+            value = next(n.value for n in tree.body if isinstance(n, ast.Assign) and n.targets[0].id == "NOTES_MAP")
+            return ast.literal_eval(value)
+    raise AssertionError("notebook 00 has no NOTES_MAP")
+
+
+def test_every_pointer_of_the_notes_map_names_a_section_that_treats_its_topic():
+    """Each row of 00's map of the study notes points to (notebook, section, a word of the step); the section must
+    exist, and the word must occur in it (its prose or its code), so that a renumbered section fails here."""
+    notebooks = {p.stem[:2]: json.loads(p.read_text()) for p in PATHS}
+    rows = notes_map()
+    wrong = []
+    for section, _, _, pointers, _ in rows:
+        for notebook, number, word in pointers:
+            grouped = sections(notebooks[notebook]) if notebook in notebooks else {}
+            text = "\n".join("".join(cell["source"]) for cell in grouped.get(number, []))
+            if word.lower() not in text.lower():
+                wrong.append(
+                    f"{section!r} -> {notebook} §{number}: "
+                    + ("no such section" if not text else f"no {word!r} there")
+                )
+    print(f"{len(rows)} rows, {sum(len(pointers) for *_, pointers, _ in rows)} pointers checked")
+    assert len(rows) == 15 and not wrong, "\n".join(wrong)
+
+
+def test_a_main_line_counts_prose_words_each_equation_as_one_and_stops_at_the_exercises(tmp_path):
+    from ddimlib import series
+
+    cells = [
+        {
+            "cell_type": "markdown",
+            "source": ["# A title\n", "One two $x_t^2$ three $$y = 1$$ <details>folded words</details>"],
+        },
+        {"cell_type": "code", "source": ["a = 1\n", "\n", "b = 2"]},
+        {"cell_type": "markdown", "source": ["## Exercises\n", "words that do not count"]},
+        {"cell_type": "code", "source": ["c = 3"]},
+    ]
+    path = tmp_path / "01_x.ipynb"
+    path.write_text(json.dumps({"cells": cells}))
+    reading = series.reading(path)
+    assert (reading.words, reading.code_lines) == (7, 2)  # A, title, One, two, three and two equations; two lines
+    assert reading.minutes == (7 + series.CODE_LINE_WORDS * 2) / series.WORDS_PER_MINUTE
