@@ -201,3 +201,16 @@ def test_a_main_line_counts_prose_words_each_equation_as_one_and_stops_at_the_ex
     reading = series.reading(path)
     assert (reading.words, reading.code_lines) == (7, 2)  # A, title, One, two, three and two equations; two lines
     assert reading.minutes == (7 + series.CODE_LINE_WORDS * 2) / series.WORDS_PER_MINUTE
+
+
+@pytest.mark.parametrize("path", PATHS[1:], ids=[p.stem for p in PATHS[1:]])
+def test_each_notebook_states_the_reading_time_its_length_gives(path):
+    """The "About N minutes to read" of a notebook's opening is within 10 % (or 5 minutes) of the time its main line's
+    length gives at ddimlib.series' rate, so a rewrite that changes the length changes the stated time too."""
+    from ddimlib import series
+
+    opening = "".join("".join(cell["source"]) for cell in json.loads(path.read_text())["cells"][:3])
+    stated = re.search(r"[Aa]bout (\d+) minutes to read", opening)
+    minutes = series.reading(path).minutes
+    print(f"{path.stem}: stated {stated and stated[1]} min, measured {minutes:.0f} min")
+    assert stated and abs(int(stated[1]) - minutes) <= max(5, 0.1 * minutes), (stated and stated[1], round(minutes))
