@@ -214,3 +214,11 @@ def test_each_notebook_states_the_reading_time_its_length_gives(path):
     minutes = series.reading(path).minutes
     print(f"{path.stem}: stated {stated and stated[1]} min, measured {minutes:.0f} min")
     assert stated and abs(int(stated[1]) - minutes) <= max(5, 0.1 * minutes), (stated and stated[1], round(minutes))
+
+
+@pytest.mark.parametrize("path", PATHS, ids=[p.stem for p in PATHS])
+def test_the_parameter_and_import_cells_are_tagged_setup_so_no_deck_shows_them(path):
+    code = [cell for cell in json.loads(path.read_text())["cells"] if cell["cell_type"] == "code"]
+    assert "".join(code[0]["source"]).startswith("# Parameters")
+    assert all("setup" in cell["metadata"].get("tags", []) for cell in code[:2])
+    assert not any("setup" in cell["metadata"].get("tags", []) for cell in code[2:])  # and nothing else is hidden
