@@ -30,6 +30,7 @@ hardware, wall time and sample counts, and a figure beside it (.png). Notebook 0
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import pickle
 import shlex
@@ -319,16 +320,23 @@ def compiled(network: torch.nn.Module, shape: tuple[int, ...]) -> torch.nn.Modul
     return fast
 
 
-def provenance(command: str, started: float, device: torch.device) -> dict:
+@functools.cache
+def running_commit() -> str:
+    """The commit this process's code came from: read once (main reads it at start), so that a run that lasts hours
+    records the code it ran, not the HEAD of the moment it saved."""
     try:
         commit = subprocess.run(
             ["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=Path(__file__).parent
         ).stdout.strip()
     except OSError:
         commit = ""
+    return commit or "unknown"
+
+
+def provenance(command: str, started: float, device: torch.device) -> dict:
     return {
         "command": command,
-        "commit": commit or "unknown",
+        "commit": running_commit(),
         "date": time.strftime("%Y-%m-%d"),
         "wall_seconds": round(time.monotonic() - started, 1),
         "hardware": hardware(device),
@@ -550,6 +558,7 @@ def main(argv: list[str] | None = None) -> int:
         shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv)
     )
     started = time.monotonic()
+    running_commit()  # now, before hours of sampling during which the checkout may move on
     device = pick_device(args.device)
     if args.experiment == "figure3":
         return figure3_command(args, command, started, device)
