@@ -431,17 +431,35 @@ def slide_type(cell) -> str:
     return "notes" if text.startswith("<details>") else "-"
 
 
-def build_slides(build: Path) -> int:
-    """Run inside .venv: one reveal.js deck per lecture from the committed notebooks' cells and outputs (nothing is
-    executed)."""
-    import nbformat
-    from nbconvert import SlidesExporter
+SLIDE_CODE_LINES = 12  # a code cell longer than this shows only its output on a slide (the notebook has the code)
+HIDE_INPUT = "deck-hide-input"  # the tag that tells the deck's exporter to leave a cell's code out
 
-    out = build / "slides"
-    out.mkdir(parents=True, exist_ok=True)
-    for name in SLIDE_ASSETS:
-        fetch_asset(name, out)
-    exporter = SlidesExporter(
+
+def deck_cells(cells: list) -> list:
+    """A notebook's cells as its lecture shows them: the main line by `slide_type`, and nothing from its
+    `## Exercises` heading on (the exercises, an appendix, a step past the paper): a lecture has no time for them, and
+    an exercise's stub and check have nothing to show before a learner has tried it. A code cell of more than
+    SLIDE_CODE_LINES lines shows its output (the figure, the table) without its code."""
+    after_main_line = False
+    for cell in cells:
+        after_main_line |= cell.cell_type == "markdown" and cell.source.lstrip().startswith("## Exercises")
+        cell.metadata["slideshow"] = {"slide_type": "skip" if after_main_line else slide_type(cell)}
+        lines = [line for line in cell.source.splitlines() if line.strip()]
+        if cell.cell_type == "code" and len(lines) > SLIDE_CODE_LINES:
+            cell.metadata["tags"] = [*cell.metadata.get("tags", []), HIDE_INPUT]
+    return cells
+
+
+def deck_exporter():
+    """nbconvert's reveal.js exporter as the decks use it: every script beside the deck (offline), and the code of a
+    cell tagged HIDE_INPUT left out."""
+    from nbconvert import SlidesExporter
+    from traitlets.config import Config
+
+    config = Config()
+    config.TagRemovePreprocessor.remove_input_tags = {HIDE_INPUT}
+    return SlidesExporter(
+        config=config,
         reveal_url_prefix="reveal.js",
         reveal_scroll=True,
         reveal_theme="white",  # its fonts ship with reveal.js
@@ -449,15 +467,25 @@ def build_slides(build: Path) -> int:
         jquery_url="jquery/dist/jquery.min.js",
         require_js_url="requirejs/require.js",
     )
+
+
+def build_slides(build: Path) -> int:
+    """Run inside .venv: one reveal.js deck per lecture from the committed notebooks' cells and outputs (nothing is
+    executed)."""
+    import nbformat
+
+    out = build / "slides"
+    out.mkdir(parents=True, exist_ok=True)
+    for name in SLIDE_ASSETS:
+        fetch_asset(name, out)
+    exporter = deck_exporter()
     for lecture, stems in LECTURES.items():
         metadata = nbformat.read(ROOT / "notebooks" / f"{stems[0]}.ipynb", as_version=4).metadata
         # no live widgets in a deck: the explorer shows its still picture and says to run it
         metadata.pop("widgets", None)
         deck = nbformat.v4.new_notebook(metadata=metadata)
         for stem in stems:
-            for cell in nbformat.read(ROOT / "notebooks" / f"{stem}.ipynb", as_version=4).cells:
-                cell.metadata["slideshow"] = {"slide_type": slide_type(cell)}
-                deck.cells.append(cell)
+            deck.cells += deck_cells(nbformat.read(ROOT / "notebooks" / f"{stem}.ipynb", as_version=4).cells)
         html, _ = exporter.from_notebook_node(deck, resources={"metadata": {"name": lecture.replace("_", " ")}})
         html = html.replace(MERMAID_IMPORT.format(url=exporter.mermaid_js_url), "")
         (out / f"{lecture}.slides.html").write_text(html)

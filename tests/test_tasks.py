@@ -146,6 +146,30 @@ def test_slide_types_come_from_headings_setup_tags_and_details_unless_a_cell_set
     assert tasks.slide_type(md("## A heading", metadata={"slideshow": {"slide_type": "fragment"}})) == "fragment"
 
 
+def test_a_deck_shows_a_notebooks_main_line_and_nothing_from_its_exercises_on():
+    md, code = nbformat.v4.new_markdown_cell, nbformat.v4.new_code_cell
+    cells = [
+        md("# 04 · Title"),
+        code("x = 1"),
+        md("## Summary"),
+        md("## Exercises\n\nTwo more."),
+        md("### Exercise 1"),
+        code("def my_step(x):\n    raise NotImplementedError"),
+        md("## Appendix · The apparatus"),
+        code("y = 2"),
+    ]
+    shown = [cell.metadata["slideshow"]["slide_type"] for cell in tasks.deck_cells(cells)]
+    assert shown == ["slide", "-", "slide"] + ["skip"] * 5
+    long = code("\n".join(f"x{k} = {k}" for k in range(tasks.SLIDE_CODE_LINES + 1)))
+    short = code("\n".join(f"x{k} = {k}" for k in range(tasks.SLIDE_CODE_LINES)))
+    tags = [cell.metadata.get("tags", []) for cell in tasks.deck_cells([long, short])]
+    assert tags == [[tasks.HIDE_INPUT], []]  # a long cell shows its output only
+    pytest.importorskip("nbconvert")
+    long.outputs = [nbformat.v4.new_output("stream", text="the long cell prints this")]
+    html, _ = tasks.deck_exporter().from_notebook_node(nbformat.v4.new_notebook(cells=[long, short]))
+    assert "x12" not in html and "x11" in html and "the long cell prints this" in html  # x12 is in the long cell only
+
+
 def test_every_lecture_is_built_from_notebooks_that_exist():
     stems = {path.stem for path in tasks.notebooks()}
     assert all(set(lecture) <= stems for lecture in tasks.LECTURES.values()), tasks.LECTURES
