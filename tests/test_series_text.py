@@ -203,6 +203,21 @@ def test_a_main_line_counts_prose_words_each_equation_as_one_and_stops_at_the_ex
     assert reading.minutes == (7 + series.CODE_LINE_WORDS * 2) / series.WORDS_PER_MINUTE
 
 
+# The series' main line (00-05, before each `## Exercises`, less the folded <details>): what a learner must read to
+# follow DDIM. The measuring apparatus, the step past the paper and the look-up tables sit after the exercises or
+# folded, so that they do not count against it.
+MAIN_LINE_WORDS = 12_000
+
+
+def test_the_main_line_of_the_series_fits_its_word_budget():
+    from ddimlib import series
+
+    words = {path.stem: series.reading(path).words for path in PATHS}
+    print("main line, words per notebook: " + ", ".join(f"{stem} {count:,}" for stem, count in words.items()))
+    print(f"the series: {sum(words.values()):,} of {MAIN_LINE_WORDS:,}")
+    assert len(words) == 6 and sum(words.values()) <= MAIN_LINE_WORDS, words
+
+
 @pytest.mark.parametrize("path", PATHS[1:], ids=[p.stem for p in PATHS[1:]])
 def test_each_notebook_states_the_reading_time_its_length_gives(path):
     """The "About N minutes to read" of a notebook's opening is within 10 % (or 5 minutes) of the time its main line's
