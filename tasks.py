@@ -436,16 +436,16 @@ HIDE_INPUT = "deck-hide-input"  # the tag that tells the deck's exporter to leav
 
 
 def deck_cells(cells: list) -> list:
-    """A notebook's cells as its lecture shows them: the main line by `slide_type`, and nothing from its
-    `## Exercises` heading on (the exercises, an appendix, a step past the paper): a lecture has no time for them, and
-    an exercise's stub and check have nothing to show before a learner has tried it. A code cell of more than
-    SLIDE_CODE_LINES lines shows its output (the figure, the table) without its code."""
-    after_main_line = False
-    for cell in cells:
-        after_main_line |= cell.cell_type == "markdown" and cell.source.lstrip().startswith("## Exercises")
-        cell.metadata["slideshow"] = {"slide_type": "skip" if after_main_line else slide_type(cell)}
-        lines = [line for line in cell.source.splitlines() if line.strip()]
-        if cell.cell_type == "code" and len(lines) > SLIDE_CODE_LINES:
+    """A notebook's cells as its lecture shows them: the main line (`ddimlib.series.main_line`) by `slide_type`, and
+    nothing from its `## Exercises` heading on (the exercises, an appendix, a step past the paper): a lecture has no
+    time for them, and an exercise's stub and check have nothing to show before a learner has tried it. A code cell
+    of more than SLIDE_CODE_LINES lines shows its output (the figure, the table) without its code."""
+    from ddimlib import series  # the same main line that the series' reading times and word budget count
+
+    shown = len(series.main_line({"cells": cells}))
+    for index, cell in enumerate(cells):
+        cell.metadata["slideshow"] = {"slide_type": slide_type(cell) if index < shown else "skip"}
+        if cell.cell_type == "code" and series.count_code_lines(cell.source) > SLIDE_CODE_LINES:
             cell.metadata["tags"] = [*cell.metadata.get("tags", []), HIDE_INPUT]
     return cells
 

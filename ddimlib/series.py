@@ -46,6 +46,11 @@ def count_words(markdown: str) -> int:
     return equations + len(_MARKUP.sub(" ", _EQUATION.sub(" ", text)).split())
 
 
+def count_code_lines(code: str) -> int:
+    """Lines of a code cell that are not blank."""
+    return len([line for line in code.splitlines() if line.strip()])
+
+
 def main_line(notebook: dict) -> list[dict]:
     """The cells before the notebook's `## Exercises` heading."""
     cells = []
@@ -62,7 +67,5 @@ def reading(path: str | Path) -> Reading:
     sources = [("".join(cell["source"]), cell["cell_type"]) for cell in cells]
     return Reading(
         words=sum(count_words(source) for source, kind in sources if kind == "markdown"),
-        code_lines=sum(
-            len([line for line in source.splitlines() if line.strip()]) for source, kind in sources if kind == "code"
-        ),
+        code_lines=sum(count_code_lines(source) for source, kind in sources if kind == "code"),
     )
