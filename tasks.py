@@ -3,7 +3,7 @@
 
     python3 tasks.py run            execute every notebook headless; results under build/
     python3 tasks.py run 04         only the notebooks named (a number or a name), e.g. before a class
-    python3 tasks.py run --quick    the same with every budget small (each notebook in under a minute); build/quick/
+    python3 tasks.py run --quick    the same with every budget small (a minute or two a notebook); build/quick/
     python3 tasks.py test           ruff, then the unit tests and every notebook (nbval), with coverage
     python3 tasks.py device-check   the GPU checks and figures of benchmarks/device_check.py
     python3 tasks.py slides         two lectures as reveal.js decks from the executed notebooks: build/slides/
@@ -565,7 +565,7 @@ def parser():
         "notebooks", nargs="*", metavar="NOTEBOOK", help="a number (04) or a name (04_step_sweep); default: all"
     )
     run.add_argument(
-        "--quick", action="store_true", help="every budget small (each notebook in under a minute), into build/quick/"
+        "--quick", action="store_true", help="every budget small (a minute or two a notebook), into build/quick/"
     )
     commands.add_parser(
         "test",

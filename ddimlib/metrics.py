@@ -349,9 +349,9 @@ def floor_draws(
 
     Why not a subset without replacement: 1,000 of the 1,297 training digits share most of their images
     from one draw to the next, so their FD is lower and steadier than that of any 1,000 independent draws,
-    and no generator could reach it (notebooks/03_training.ipynb measures both). The caveat of drawing with
+    and no generator could reach it (notebooks/06_appendix_measuring.ipynb measures both). The caveat of drawing with
     replacement: for n near or above 1,297 the draws repeat images, so this is the floor of the *training*
-    distribution (the one the model is fitted to), not of fresh digits; notebook 03 measures the difference.
+    distribution (the one the model is fitted to), not of fresh digits; notebook 06 measures the difference.
     """
     require_int("n", n, 2)
     require_int("draws", draws, 2)

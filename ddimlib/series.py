@@ -3,7 +3,8 @@ imply for a careful reader who reads English as a second language.
 
 The main line of a notebook is everything before its `## Exercises` heading, less the folded `<details>` blocks. Its
 words are those of the markdown, with each equation ($...$ or $$...$$) counted as one word; its code is the non-blank
-lines of its code cells (each read with its printed output).
+lines of its code cells (each read with its printed output). The main line of the series is that of its notebooks
+other than the appendix (06_appendix_measuring: the measuring apparatus, read by whoever wants to check a verdict).
 """
 
 from __future__ import annotations
@@ -49,6 +50,11 @@ def count_words(markdown: str) -> int:
 def count_code_lines(code: str) -> int:
     """Lines of a code cell that are not blank."""
     return len([line for line in code.splitlines() if line.strip()])
+
+
+def is_appendix(path: str | Path) -> bool:
+    """Whether the notebook at `path` is an appendix (its name says so), outside the series' main line."""
+    return "_appendix_" in Path(path).stem
 
 
 def main_line(notebook: dict) -> list[dict]:

@@ -55,7 +55,7 @@ def test_an_answer_that_raises_gets_feedback_naming_the_error_its_message_and_it
     from helpers import smooth_model
 
     from ddimlib import exercises as ex
-    from ddimlib.exercises import forward, notation, objective, ode, sampling, training
+    from ddimlib.exercises import forward, measuring, notation, objective, ode, sampling, training
     from ddimlib.schedules import linear_schedule
 
     wrong = _raising(kind)
@@ -71,7 +71,7 @@ def test_an_answer_that_raises_gets_feedback_naming_the_error_its_message_and_it
         "ddim_step": lambda: sampling.check_ddim_step(wrong),
         "sampler": lambda: sampling.check_sampler(wrong, smooth_model, linear_schedule(20), torch.zeros(2, 1, 2, 2)),
         "l_simple": lambda: training.check_l_simple(wrong),
-        "floor_prediction": lambda: training.check_floor_prediction({300: 0.8, 1250: 0.6}, wrong),
+        "floor_prediction": lambda: measuring.check_floor_prediction({300: 0.8, 1250: 0.6}, wrong),
         "ema": lambda: training.check_ema(wrong),
     }
     for name, run in checks.items():

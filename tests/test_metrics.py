@@ -155,8 +155,8 @@ def test_the_floor_draws_real_digits_with_replacement_like_independent_samples()
     whole = floor_draws(1297, draws=3)
     assert whole["fd"].unique().numel() == 3 and float(whole["fd"].std()) > 0.1
     assert floor_draws(2000, draws=2)["fd"].shape == (2,)
-    # at n = 1,000 the i.i.d. floor sits above the floor of overlapping subsets (3.90, sd 0.60, in notebook 03 section
-    # 4.1)
+    # at n = 1,000 the i.i.d. floor sits above the floor of overlapping subsets (3.90, sd 0.60, in notebook 06 section
+    # 1)
     floor = data_floor(1000)
     assert floor["drawn"].startswith("with replacement") and floor["fd"] > 5.0, floor
     assert math.isclose(floor["fd_se"], floor["fd_sd"] / math.sqrt(floor["draws"]))
