@@ -36,9 +36,9 @@ def _index_mistake(answer: Callable) -> str | None:
             return f"indices must lie in 0..pool_size - 1 = {pool_size - 1}; got {int(got.min())}..{int(got.max())}."
         if got.unique().numel() < n:
             return (
-                "your draw repeats an item: that is drawing *with* replacement (the i.i.d. floor of section 4.1). "
-                "Without replacement each digit appears at most once: e.g. the first n of a random permutation of the "
-                "pool."
+                "your draw repeats an item: that is drawing *with* replacement (the i.i.d. floor of notebook 06, "
+                "section 1). Without replacement each digit appears at most once: e.g. the first n of a random "
+                "permutation of the pool."
             )
         again = torch.as_tensor(attempt(answer, pool_size, n, torch.Generator().manual_seed(0)))
         if not torch.equal(again, got):
