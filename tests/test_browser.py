@@ -334,3 +334,38 @@ def test_each_slide_deck_opens_with_its_slides_and_no_console_error(browser):
     print(f"slides per deck: {counts}")
     assert all(count >= 5 for count in counts.values()), counts
     assert all(not found for found in errors.values()), errors
+
+
+SHOW_SLIDE = """async (k) => {
+    // the deck's reveal.js instance (a module of require.js, as in TOTAL_SLIDES), then slide k shown and typeset
+    const scripts = Array.from(document.scripts, script => script.textContent).join('\\n');
+    const name = (scripts.match(/["']([^"']*dist\\/reveal\\.js)["']/) || [])[1];
+    const reveal = window.Reveal || await new Promise((resolve, reject) => window.require([name], resolve, reject));
+    const slide = reveal.getSlides()[k];
+    const at = reveal.getIndices(slide);
+    reveal.slide(at.h, at.v);
+    const hub = window.MathJax && window.MathJax.Hub;
+    for (let waited = 0; waited < 10000 && hub && hub.queue.pending > 0; waited += 100) {
+        await new Promise(resolve => setTimeout(resolve, 100));
+    }
+    await new Promise(resolve => setTimeout(resolve, 300));
+    return [slide.scrollHeight, slide.innerText];
+}"""
+
+
+def test_lecture_one_opens_with_a_ddpm_recap_that_fits_a_1280x720_screen(browser):
+    """The first lecture recalls DDPM on one slide (notebook 01's "DDPM in one slide", right after its title), and that
+    slide's content fits a 1280x720 projector without scrolling; a screenshot of it goes to build/slides/."""
+    deck = next(deck for deck in slide_decks() if deck.name.startswith("lecture1"))
+    page = browser.new_page(viewport={"width": 1280, "height": 720})
+    page.goto(deck.as_uri(), wait_until="load")
+    page.wait_for_function("() => document.querySelector('.reveal.ready') !== null", timeout=TIMEOUT_MS)
+    opening = [page.evaluate(SHOW_SLIDE, k) for k in range(2)]
+    recap = [k for k, (_, text) in enumerate(opening) if "DDPM IN ONE SLIDE" in text.upper()]
+    assert recap, f"neither of the first two slides is the DDPM recap: {[text[:80] for _, text in opening]}"
+    height, text = page.evaluate(SHOW_SLIDE, recap[0])
+    page.screenshot(path=str(SLIDES / "lecture1_ddpm_recap.png"))
+    page.close()
+    print(f"the DDPM recap is slide {recap[0] + 1} of lecture 1, {height} px high")
+    assert "L_" in text or "simple" in text, text[:300]  # the loss is on it (typeset by MathJax)
+    assert height <= 720, f"the DDPM recap slide is {height} px high, more than a 1280x720 screen shows"
