@@ -19,10 +19,12 @@ build/run_times.json. Ctrl-C or SIGTERM stops it at once, kernel included, and s
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -431,23 +433,98 @@ def slide_type(cell) -> str:
     return "notes" if text.startswith("<details>") else "-"
 
 
-SLIDE_CODE_LINES = 12  # a code cell longer than this shows only its output on a slide (the notebook has the code)
+# a slide's figure at most this high, so that a heading, a few lines and the figure fit a 1280x720 screen
+DECK_CSS = ".reveal .slides section .jp-OutputArea-output img { max-height: 280px; width: auto; }"
+RERENDER_ON_SLIDE_CHANGE = "Reveal.addEventListener('slidechanged', update);"
 HIDE_INPUT = "deck-hide-input"  # the tag that tells the deck's exporter to leave a cell's code out
+# where a sentence ends: . ! or ? before a space and what starts a sentence, or at the end of the text
+SENTENCE_END = re.compile(r"[.!?](?=\s+[A-Z*(`$\[]|\s*$)")
+ABBREVIATIONS = ("Eq.", "Eqs.", "e.g.", "i.e.", "et al.", "Fig.", "vs.", "cf.")
+LIST_ITEM = re.compile(r"\s*(?:[-*]|\d+\.)\s")
+DISPLAY_EQUATION = re.compile(r"\$\$.*?\$\$", re.S)
+
+
+def first_sentence(text: str) -> str:
+    """The first sentence of a paragraph: not cut after an abbreviation ("Eq. 12") or inside an equation."""
+    text = " ".join(text.split())
+    for end in SENTENCE_END.finditer(text):
+        head = text[: end.end()]
+        if not head.endswith(ABBREVIATIONS) and head.count("$") % 2 == 0:
+            return head
+    return text
+
+
+def first_clause(text: str) -> str:
+    """A list item's lead: up to its first sentence end, or its first ";" or ":" outside brackets and equations that
+    ends a clause of four words or more (not the one after a bold label)."""
+    sentence, depth, math = first_sentence(text), 0, False
+    for index, char in enumerate(sentence):
+        math ^= char == "$"
+        depth += (char in "([") - (char in ")]")
+        if char in ";:" and depth == 0 and not math and len(sentence[:index].split()) >= 4:  # not after a label
+            return sentence[:index]
+    return sentence
+
+
+def slide_text(markdown: str) -> str:
+    """What a slide shows of a markdown cell: its heading, the first sentence of its first paragraph, the lead of
+    each item of its lists, and its last display equation (a derivation's result). The notes keep the whole cell."""
+    text = re.sub(r"<details>.*?</details>", " ", markdown, flags=re.S)
+    equations = DISPLAY_EQUATION.findall(text)
+    shown, prose = [], False
+    for paragraph in re.split(r"\n\s*\n", DISPLAY_EQUATION.sub("\n\n", text)):
+        lines = paragraph.strip().splitlines()
+        if lines and lines[0].startswith("#"):
+            shown.append(lines.pop(0))
+        items = re.split(r"\n(?=\s*(?:[-*]|\d+\.)\s)", "\n".join(lines))
+        if lines and LIST_ITEM.match(items[0]):
+            leads = [(LIST_ITEM.match(item), item) for item in items]
+            shown.append("\n".join(f"{mark[0].strip()} {first_clause(item[mark.end() :])}" for mark, item in leads))
+        elif lines and not prose:
+            shown.append(first_sentence(items[0]))
+            prose = True
+    return "\n\n".join(shown + equations[-1:])
 
 
 def deck_cells(cells: list) -> list:
     """A notebook's cells as its lecture shows them: the main line (`ddimlib.series.main_line`) by `slide_type`, and
     nothing from its `## Exercises` heading on (the exercises, an appendix, a step past the paper): a lecture has no
-    time for them, and an exercise's stub and check have nothing to show before a learner has tried it. A code cell
-    of more than SLIDE_CODE_LINES lines shows its output (the figure, the table) without its code."""
+    time for them, and an exercise's stub and check have nothing to show before a learner has tried it.
+
+    A slide says in a few lines and a figure what the notebook says in paragraphs: the slide_text of the first
+    markdown cell of its slide and the first figure of its code, without the code; everything else (each markdown
+    cell whole, the code, printed tables and verdicts, more figures) goes to the speaker notes (press s). A cell
+    with its own slideshow metadata (a lecturer's choice) is shown as it is."""
+    import nbformat
+
     from ddimlib import series  # the same main line that the series' reading times and word budget count
 
     shown = len(series.main_line({"cells": cells}))
+    deck, has_text, has_figure = [], False, False
     for index, cell in enumerate(cells):
-        cell.metadata["slideshow"] = {"slide_type": slide_type(cell) if index < shown else "skip"}
-        if cell.cell_type == "code" and series.count_code_lines(cell.source) > SLIDE_CODE_LINES:
+        own = "slideshow" in cell.metadata
+        kind = slide_type(cell) if index < shown else "skip"
+        if kind in ("slide", "subslide"):
+            has_text = has_figure = False
+        if own or kind in ("skip", "notes"):
+            cell.metadata["slideshow"] = {"slide_type": kind}
+        elif cell.cell_type == "markdown":
+            if kind != "-" or not has_text:
+                deck.append(nbformat.v4.new_markdown_cell(slide_text(cell.source)))
+                deck[-1].metadata["slideshow"] = {"slide_type": kind}
+                has_text = True
+            cell.metadata["slideshow"] = {"slide_type": "notes"}
+        elif cell.cell_type == "code":
+            cell.metadata["slideshow"] = {"slide_type": "notes"}
             cell.metadata["tags"] = [*cell.metadata.get("tags", []), HIDE_INPUT]
-    return cells
+            figures = [output for output in cell.get("outputs", []) if "image/png" in output.get("data", {})]
+            if figures and not has_figure:  # the slide's figure, alone; the cell's printed lines stay in the notes
+                deck.append(nbformat.v4.new_code_cell(outputs=figures[:1], metadata=copy.deepcopy(cell.metadata)))
+                deck[-1].metadata["slideshow"] = {"slide_type": kind}
+                cell.outputs = [output for output in cell.outputs if output is not figures[0]]
+                has_figure = True
+        deck.append(cell)
+    return deck
 
 
 def deck_exporter():
@@ -488,6 +565,10 @@ def build_slides(build: Path) -> int:
             deck.cells += deck_cells(nbformat.read(ROOT / "notebooks" / f"{stem}.ipynb", as_version=4).cells)
         html, _ = exporter.from_notebook_node(deck, resources={"metadata": {"name": lecture.replace("_", " ")}})
         html = html.replace(MERMAID_IMPORT.format(url=exporter.mermaid_js_url), "")
+        html = html.replace("</head>", f"<style>{DECK_CSS}</style>\n</head>", 1)
+        # nbconvert's template re-renders a slide's math each time the slide is shown, and MathJax's CommonHTML output
+        # then holds every formula twice (seen in Chromium: "KL_tKL_t"); the math typeset once at load is right
+        html = html.replace(RERENDER_ON_SLIDE_CHANGE, "")
         (out / f"{lecture}.slides.html").write_text(html)
         slides = sum(cell.metadata["slideshow"]["slide_type"] in ("slide", "subslide") for cell in deck.cells)
         print(f"[tasks] {out / lecture}.slides.html: {slides} slides from {', '.join(stems)}", flush=True)

@@ -349,7 +349,7 @@ SHOW_SLIDE = """async (k) => {
         await new Promise(resolve => setTimeout(resolve, 100));
     }
     await new Promise(resolve => setTimeout(resolve, 300));
-    return [slide.scrollHeight, slide.innerText];
+    return [slide.scrollHeight, slide.innerText, reveal.getConfig().height];
 }"""
 
 
@@ -361,11 +361,38 @@ def test_lecture_one_opens_with_a_ddpm_recap_that_fits_a_1280x720_screen(browser
     page.goto(deck.as_uri(), wait_until="load")
     page.wait_for_function("() => document.querySelector('.reveal.ready') !== null", timeout=TIMEOUT_MS)
     opening = [page.evaluate(SHOW_SLIDE, k) for k in range(2)]
-    recap = [k for k, (_, text) in enumerate(opening) if "DDPM IN ONE SLIDE" in text.upper()]
-    assert recap, f"neither of the first two slides is the DDPM recap: {[text[:80] for _, text in opening]}"
-    height, text = page.evaluate(SHOW_SLIDE, recap[0])
+    recap = [k for k, (_, text, _) in enumerate(opening) if "DDPM IN ONE SLIDE" in text.upper()]
+    assert recap, f"neither of the first two slides is the DDPM recap: {[text[:80] for _, text, _ in opening]}"
+    height, text, _ = page.evaluate(SHOW_SLIDE, recap[0])
+    page.wait_for_timeout(1000)  # the slide transition's end
     page.screenshot(path=str(SLIDES / "lecture1_ddpm_recap.png"))
     page.close()
     print(f"the DDPM recap is slide {recap[0] + 1} of lecture 1, {height} px high")
     assert "L_" in text or "simple" in text, text[:300]  # the loss is on it (typeset by MathJax)
     assert height <= 720, f"the DDPM recap slide is {height} px high, more than a 1280x720 screen shows"
+
+
+def test_every_slide_fits_a_1280x720_screen_and_the_first_and_table_1_slides_are_photographed(browser):
+    """Each slide's content, typeset, is no higher than the deck's own slide (reveal.js scales that to the screen):
+    nothing to scroll in front of a class. Screenshots of each deck's first slide and of lecture 2's Table 1 slide
+    go to build/slides/ for a person to look at."""
+    too_high, photographed = [], []
+    for deck in slide_decks():
+        page = browser.new_page(viewport={"width": 1280, "height": 720})
+        page.goto(deck.as_uri(), wait_until="load")
+        page.wait_for_function("() => document.querySelector('.reveal.ready') !== null", timeout=TIMEOUT_MS)
+        heights = []
+        for k in range(page.evaluate(TOTAL_SLIDES)):
+            height, text, limit = page.evaluate(SHOW_SLIDE, k)
+            heights.append(height)
+            if height > limit:
+                too_high.append(f"{deck.name} slide {k + 1}: {height} px of {limit}: {' '.join(text.split())[:70]}")
+            if k == 0 or "1 · TABLE 1 ON FASHION-MNIST" in text.upper():
+                name = deck.name.replace(".slides.html", "") + ("_first" if k == 0 else "_table1") + ".png"
+                page.wait_for_timeout(1000)  # the slide transition's end
+                page.screenshot(path=str(SLIDES / name))
+                photographed.append(name)
+        page.close()
+        print(f"{deck.name}: {len(heights)} slides, the highest {max(heights)} px of {limit}")
+    assert not too_high, "slides that do not fit the screen:\n" + "\n".join(too_high)
+    assert len(photographed) == len(slide_decks()) + 1, photographed  # each first slide, and lecture 2's Table 1

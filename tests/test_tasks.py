@@ -158,16 +158,43 @@ def test_a_deck_shows_a_notebooks_main_line_and_nothing_from_its_exercises_on():
         md("## Appendix · The apparatus"),
         code("y = 2"),
     ]
-    shown = [cell.metadata["slideshow"]["slide_type"] for cell in tasks.deck_cells(cells)]
-    assert shown == ["slide", "-", "slide"] + ["skip"] * 5
-    long = code("\n".join(f"x{k} = {k}" for k in range(tasks.SLIDE_CODE_LINES + 1)))
-    short = code("\n".join(f"x{k} = {k}" for k in range(tasks.SLIDE_CODE_LINES)))
-    tags = [cell.metadata.get("tags", []) for cell in tasks.deck_cells([long, short])]
-    assert tags == [[tasks.HIDE_INPUT], []]  # a long cell shows its output only
+    deck = tasks.deck_cells(cells)
+    shown = [(cell.cell_type, cell.metadata["slideshow"]["slide_type"]) for cell in deck]
+    # each heading on its slide, the whole cell in the notes; code in the notes; nothing from the exercises on
+    assert shown[:5] == [("markdown", "slide"), ("markdown", "notes"), ("code", "notes")] + [
+        ("markdown", "slide"),
+        ("markdown", "notes"),
+    ]
+    assert [kind for _, kind in shown[5:]] == ["skip"] * 5
+
+
+def test_a_slide_shows_a_few_lines_and_one_figure_and_the_notes_keep_the_rest():
+    md, code, output = nbformat.v4.new_markdown_cell, nbformat.v4.new_code_cell, nbformat.v4.new_output
+    figure = lambda name: output("display_data", data={"image/png": name, "text/plain": "<Figure>"})
+    text = (
+        "## 2 · A section\n\nThis section derives Eq. 12 from Eq. 10. It then checks it, at length.\n\n"
+        "- **One.** the first point; with detail\n- **Two.** the second point: and more\n\n"
+        "$$a = b$$\n\nMore prose that only the notes keep.\n\n$$c = d$$"
+    )
+    first = code("plot(1)", outputs=[output("stream", text="a verdict the slide leaves out\n"), figure("AAA")])
+    cells = [md(text), md("*Shown:* a reading."), first, code("plot(2)", outputs=[figure("BBB")])]
+    deck = tasks.deck_cells(cells)
+    on_slide = [cell for cell in deck if cell.metadata["slideshow"]["slide_type"] != "notes"]
+    assert on_slide[0].source == (
+        "## 2 · A section\n\nThis section derives Eq. 12 from Eq. 10.\n\n"
+        "- **One.** the first point\n- **Two.** the second point\n\n$$c = d$$"
+    )
+    assert [cell.outputs for cell in on_slide[1:]] == [[figure("AAA")]]  # one figure, without its printed lines
+    notes = [cell for cell in deck if cell.metadata["slideshow"]["slide_type"] == "notes"]
+    assert [cell.source for cell in notes if cell.cell_type == "markdown"] == [text, "*Shown:* a reading."]
+    assert "a verdict the slide leaves out" in str(
+        [cell.outputs for cell in notes if cell.cell_type == "code"]
+    ) and "BBB" in str(notes)
+    assert all(tasks.HIDE_INPUT in cell.metadata["tags"] for cell in deck if cell.cell_type == "code")  # no code
+    assert tasks.first_sentence("With $\\eta = 0.5$ it holds. Next.") == "With $\\eta = 0.5$ it holds."
     pytest.importorskip("nbconvert")
-    long.outputs = [nbformat.v4.new_output("stream", text="the long cell prints this")]
-    html, _ = tasks.deck_exporter().from_notebook_node(nbformat.v4.new_notebook(cells=[long, short]))
-    assert "x12" not in html and "x11" in html and "the long cell prints this" in html  # x12 is in the long cell only
+    html, _ = tasks.deck_exporter().from_notebook_node(nbformat.v4.new_notebook(cells=deck))
+    assert "plot(1)" not in html and "AAA" in html
 
 
 def test_every_lecture_is_built_from_notebooks_that_exist():
