@@ -454,36 +454,51 @@ def first_sentence(text: str) -> str:
     return text
 
 
+BOLD_LABEL = re.compile(r"\*\*[^*]+\*\*\s*(?:\([^)]*\))?")  # "**Table 1 on Fashion-MNIST** (section 1)"
+
+
 def first_clause(text: str) -> str:
-    """A list item's lead: up to its first sentence end, or its first ";" or ":" outside brackets and equations that
-    ends a clause of four words or more (not the one after a bold label)."""
+    """A list item's lead: its first sentence, cut at its first ";" or ":" outside brackets and equations where
+    a clause of four words or more (a bold label not counted) comes before it and more than twelve words after."""
     sentence, depth, math = first_sentence(text), 0, False
     for index, char in enumerate(sentence):
         math ^= char == "$"
         depth += (char in "([") - (char in ")]")
-        if char in ";:" and depth == 0 and not math and len(sentence[:index].split()) >= 4:  # not after a label
+        before = BOLD_LABEL.sub(" ", sentence[:index]).split()
+        if char in ";:" and depth == 0 and not math and len(before) >= 4 and len(sentence[index:].split()) > 12:
             return sentence[:index]
     return sentence
 
 
 def slide_text(markdown: str) -> str:
-    """What a slide shows of a markdown cell: its heading, the first sentence of its first paragraph, the lead of
-    each item of its lists, and its last display equation (a derivation's result). The notes keep the whole cell."""
+    """What a slide shows of a markdown cell: its heading, the first sentence of its first paragraph (a paragraph in
+    italics, such as a title's citation, shown before it), the lead of each item of its lists, and one display
+    equation: the one the first sentence introduces where it ends in ":", else the last (a derivation's result).
+    The notes keep the whole cell."""
     text = re.sub(r"<details>.*?</details>", " ", markdown, flags=re.S)
-    equations = DISPLAY_EQUATION.findall(text)
-    shown, prose = [], False
-    for paragraph in re.split(r"\n\s*\n", DISPLAY_EQUATION.sub("\n\n", text)):
-        lines = paragraph.strip().splitlines()
-        if lines and lines[0].startswith("#"):
-            shown.append(lines.pop(0))
-        items = re.split(r"\n(?=\s*(?:[-*]|\d+\.)\s)", "\n".join(lines))
-        if lines and LIST_ITEM.match(items[0]):
-            leads = [(LIST_ITEM.match(item), item) for item in items]
-            shown.append("\n".join(f"{mark[0].strip()} {first_clause(item[mark.end() :])}" for mark, item in leads))
-        elif lines and not prose:
-            shown.append(first_sentence(items[0]))
-            prose = True
-    return "\n\n".join(shown + equations[-1:])
+    shown, prose, equations, introduced = [], False, [], None
+    for part in re.split(r"(\$\$.*?\$\$)", text, flags=re.S):
+        if DISPLAY_EQUATION.fullmatch(part):
+            equations.append(part)
+            continue
+        for paragraph in re.split(r"\n\s*\n", part):
+            lines = paragraph.strip().splitlines()
+            if lines and lines[0].startswith("#"):
+                shown.append(lines.pop(0))
+            items = re.split(r"\n(?=\s*(?:[-*]|\d+\.)\s)", "\n".join(lines))
+            italic = re.fullmatch(r"\*[^*].*[^*]\*", " ".join(lines)) is not None
+            if lines and LIST_ITEM.match(items[0]):
+                leads = [(LIST_ITEM.match(item), item) for item in items]
+                shown.append(
+                    "\n".join(f"{mark[0].strip()} {first_clause(item[mark.end() :])}" for mark, item in leads)
+                )
+            elif lines and (italic or not prose):
+                shown.append(first_sentence(items[0]))
+                if not italic:
+                    prose = True
+                    introduced = len(equations) if shown[-1].endswith(":") else None  # the next equation's index
+    chosen = equations[introduced : introduced + 1] if introduced is not None else []
+    return "\n\n".join(shown + (chosen or equations[-1:]))
 
 
 def deck_cells(cells: list) -> list:

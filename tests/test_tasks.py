@@ -173,7 +173,8 @@ def test_a_slide_shows_a_few_lines_and_one_figure_and_the_notes_keep_the_rest():
     figure = lambda name: output("display_data", data={"image/png": name, "text/plain": "<Figure>"})
     text = (
         "## 2 · A section\n\nThis section derives Eq. 12 from Eq. 10. It then checks it, at length.\n\n"
-        "- **One.** the first point; with detail\n- **Two.** the second point: and more\n\n"
+        "- **One.** the first point; with detail\n- **Two** (§1): the second point is long, and its detail is so long "
+        "that a slide has no room for it at all: it goes on and on, with more words than a slide has room for\n\n"
         "$$a = b$$\n\nMore prose that only the notes keep.\n\n$$c = d$$"
     )
     first = code("plot(1)", outputs=[output("stream", text="a verdict the slide leaves out\n"), figure("AAA")])
@@ -182,7 +183,8 @@ def test_a_slide_shows_a_few_lines_and_one_figure_and_the_notes_keep_the_rest():
     on_slide = [cell for cell in deck if cell.metadata["slideshow"]["slide_type"] != "notes"]
     assert on_slide[0].source == (
         "## 2 · A section\n\nThis section derives Eq. 12 from Eq. 10.\n\n"
-        "- **One.** the first point\n- **Two.** the second point\n\n$$c = d$$"
+        "- **One.** the first point; with detail\n- **Two** (§1): the second point is long, and its detail is so long "
+        "that a slide has no room for it at all\n\n$$c = d$$"
     )
     assert [cell.outputs for cell in on_slide[1:]] == [[figure("AAA")]]  # one figure, without its printed lines
     notes = [cell for cell in deck if cell.metadata["slideshow"]["slide_type"] == "notes"]
@@ -192,6 +194,10 @@ def test_a_slide_shows_a_few_lines_and_one_figure_and_the_notes_keep_the_rest():
     ) and "BBB" in str(notes)
     assert all(tasks.HIDE_INPUT in cell.metadata["tags"] for cell in deck if cell.cell_type == "code")  # no code
     assert tasks.first_sentence("With $\\eta = 0.5$ it holds. Next.") == "With $\\eta = 0.5$ it holds."
+    # a lead ending in ":" shows the equation it introduces; an italic paragraph (a citation) does not take its place
+    assert tasks.slide_text("*Song et al.*\n\nThe step:\n\n$$x = 1$$\n\nThen:\n\n$$y = 2$$") == (
+        "*Song et al.*\n\nThe step:\n\n$$x = 1$$"
+    )
     pytest.importorskip("nbconvert")
     html, _ = tasks.deck_exporter().from_notebook_node(nbformat.v4.new_notebook(cells=deck))
     assert "plot(1)" not in html and "AAA" in html
