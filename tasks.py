@@ -470,11 +470,12 @@ def first_clause(text: str) -> str:
     return sentence
 
 
-def slide_text(markdown: str) -> str:
+def slide_text(markdown: str, result: str | None = None) -> str:
     """What a slide shows of a markdown cell: its heading, the first sentence of its first paragraph (a paragraph in
     italics, such as a title's citation, shown before it), the lead of each item of its lists, and one display
     equation: the one the first sentence introduces where it ends in ":", else the last (a derivation's result).
-    The notes keep the whole cell."""
+    A first sentence that only announces ("This section derives ...") gives way to `result`, the slide's reading
+    of its figure, where there is one. The notes keep the whole cell."""
     text = re.sub(r"<details>.*?</details>", " ", markdown, flags=re.S)
     shown, prose, equations, introduced = [], False, [], None
     for part in re.split(r"(\$\$.*?\$\$)", text, flags=re.S):
@@ -493,12 +494,29 @@ def slide_text(markdown: str) -> str:
                     "\n".join(f"{mark[0].strip()} {first_clause(item[mark.end() :])}" for mark, item in leads)
                 )
             elif lines and (italic or not prose):
-                shown.append(first_sentence(items[0]))
+                lead = first_sentence(items[0])
+                shown.append(result if result and not italic and lead.startswith("This section") else lead)
                 if not italic:
                     prose = True
                     introduced = len(equations) if shown[-1].endswith(":") else None  # the next equation's index
     chosen = equations[introduced : introduced + 1] if introduced is not None else []
     return "\n\n".join(shown + (chosen or equations[-1:]))
+
+
+SHOWN = "*Shown:*"  # how a notebook's reading of a figure or a table begins
+RESULT_WORDS = 35  # a reading longer than this stays in the notes (a slide has room for a sentence, not a paragraph)
+
+
+def shown_result(cells: list, index: int) -> str | None:
+    """The first sentence of the "*Shown:*" reading in the slide that the cell at `index` opens, capitalised, if it
+    has one of at most RESULT_WORDS words."""
+    for cell in cells[index + 1 :]:
+        if cell.cell_type == "markdown" and slide_type(cell) in ("slide", "subslide"):
+            return None
+        if cell.cell_type == "markdown" and cell.source.lstrip().startswith(SHOWN):
+            sentence = first_sentence(cell.source.lstrip()[len(SHOWN) :])
+            return sentence[:1].upper() + sentence[1:] if len(sentence.split()) <= RESULT_WORDS else None
+    return None
 
 
 def deck_cells(cells: list) -> list:
@@ -525,7 +543,7 @@ def deck_cells(cells: list) -> list:
             cell.metadata["slideshow"] = {"slide_type": kind}
         elif cell.cell_type == "markdown":
             if kind != "-" or not has_text:
-                deck.append(nbformat.v4.new_markdown_cell(slide_text(cell.source)))
+                deck.append(nbformat.v4.new_markdown_cell(slide_text(cell.source, result=shown_result(cells, index))))
                 deck[-1].metadata["slideshow"] = {"slide_type": kind}
                 has_text = True
             cell.metadata["slideshow"] = {"slide_type": "notes"}

@@ -172,7 +172,7 @@ def test_a_slide_shows_a_few_lines_and_one_figure_and_the_notes_keep_the_rest():
     md, code, output = nbformat.v4.new_markdown_cell, nbformat.v4.new_code_cell, nbformat.v4.new_output
     figure = lambda name: output("display_data", data={"image/png": name, "text/plain": "<Figure>"})
     text = (
-        "## 2 · A section\n\nThis section derives Eq. 12 from Eq. 10. It then checks it, at length.\n\n"
+        "## 2 · A section\n\nWe derive Eq. 12 from Eq. 10. It then checks it, at length.\n\n"
         "- **One.** the first point; with detail\n- **Two** (§1): the second point is long, and its detail is so long "
         "that a slide has no room for it at all: it goes on and on, with more words than a slide has room for\n\n"
         "$$a = b$$\n\nMore prose that only the notes keep.\n\n$$c = d$$"
@@ -182,7 +182,7 @@ def test_a_slide_shows_a_few_lines_and_one_figure_and_the_notes_keep_the_rest():
     deck = tasks.deck_cells(cells)
     on_slide = [cell for cell in deck if cell.metadata["slideshow"]["slide_type"] != "notes"]
     assert on_slide[0].source == (
-        "## 2 · A section\n\nThis section derives Eq. 12 from Eq. 10.\n\n"
+        "## 2 · A section\n\nWe derive Eq. 12 from Eq. 10.\n\n"
         "- **One.** the first point; with detail\n- **Two** (§1): the second point is long, and its detail is so long "
         "that a slide has no room for it at all\n\n$$c = d$$"
     )
@@ -198,6 +198,13 @@ def test_a_slide_shows_a_few_lines_and_one_figure_and_the_notes_keep_the_rest():
     assert tasks.slide_text("*Song et al.*\n\nThe step:\n\n$$x = 1$$\n\nThen:\n\n$$y = 2$$") == (
         "*Song et al.*\n\nThe step:\n\n$$x = 1$$"
     )
+    # a first sentence that only announces gives way to the slide's reading of its figure
+    announced = tasks.deck_cells(
+        [md("## 3 · Title\n\nThis section shows a thing."), md("*Shown:* it rises. And more.")]
+    )
+    assert announced[0].source == "## 3 · Title\n\nIt rises."
+    wordy = tasks.deck_cells([md("## 3 · Title\n\nThis section shows a thing."), md("*Shown:* " + "word " * 40 + ".")])
+    assert wordy[0].source == "## 3 · Title\n\nThis section shows a thing."  # a reading too long for a slide
     pytest.importorskip("nbconvert")
     html, _ = tasks.deck_exporter().from_notebook_node(nbformat.v4.new_notebook(cells=deck))
     assert "plot(1)" not in html and "AAA" in html
