@@ -486,7 +486,7 @@ def slide_text(markdown: str, result: str | None = None) -> str:
             lines = paragraph.strip().splitlines()
             if lines and lines[0].startswith("#"):
                 shown.append(lines.pop(0))
-            items = re.split(r"\n(?=\s*(?:[-*]|\d+\.)\s)", "\n".join(lines))
+            items = re.split(rf"\n(?={LIST_ITEM.pattern})", "\n".join(lines))  # at each line that starts an item
             italic = re.fullmatch(r"\*[^*].*[^*]\*", " ".join(lines)) is not None
             if lines and LIST_ITEM.match(items[0]):
                 leads = [(LIST_ITEM.match(item), item) for item in items]

@@ -288,15 +288,14 @@ def test_the_committed_notebook_opened_unexecuted_shows_a_still_and_a_line_sayin
     page.close()
 
 
-TOTAL_SLIDES = """async () => {
-    if (window.Reveal && window.Reveal.getTotalSlides) return window.Reveal.getTotalSlides();
-    // nbconvert's deck loads reveal.js as a module of require.js, so no global Reveal:
-    // ask require.js for that instance
+# the deck's reveal.js instance as `reveal`: nbconvert's deck loads reveal.js as a module of require.js, so there is no
+# global Reveal; ask require.js for that instance
+REVEAL = """
     const scripts = Array.from(document.scripts, script => script.textContent).join('\\n');
     const name = (scripts.match(/["']([^"']*dist\\/reveal\\.js)["']/) || [])[1];
-    return await new Promise((resolve, reject) =>
-        window.require([name], reveal => resolve(reveal.getTotalSlides()), reject));
-}"""
+    const reveal = window.Reveal || await new Promise((resolve, reject) => window.require([name], resolve, reject));
+"""
+TOTAL_SLIDES = "async () => {" + REVEAL + "    return reveal.getTotalSlides();\n}"
 
 
 def slide_decks() -> list[Path]:
@@ -336,11 +335,10 @@ def test_each_slide_deck_opens_with_its_slides_and_no_console_error(browser):
     assert all(not found for found in errors.values()), errors
 
 
-SHOW_SLIDE = """async (k) => {
-    // the deck's reveal.js instance (a module of require.js, as in TOTAL_SLIDES), then slide k shown and typeset
-    const scripts = Array.from(document.scripts, script => script.textContent).join('\\n');
-    const name = (scripts.match(/["']([^"']*dist\\/reveal\\.js)["']/) || [])[1];
-    const reveal = window.Reveal || await new Promise((resolve, reject) => window.require([name], resolve, reject));
+SHOW_SLIDE = (  # slide k shown and typeset: its content's height, its text and the height of the deck's page
+    "async (k) => {"
+    + REVEAL
+    + """
     const slide = reveal.getSlides()[k];
     const at = reveal.getIndices(slide);
     reveal.slide(at.h, at.v);
@@ -351,15 +349,22 @@ SHOW_SLIDE = """async (k) => {
     await new Promise(resolve => setTimeout(resolve, 300));
     return [slide.scrollHeight, slide.innerText, reveal.getConfig().height];
 }"""
+)
+
+
+def open_deck(browser, deck: Path):
+    """A 1280x720 page (a projector) showing the deck, reveal.js started."""
+    page = browser.new_page(viewport={"width": 1280, "height": 720})
+    page.goto(deck.as_uri(), wait_until="load")
+    page.wait_for_function("() => document.querySelector('.reveal.ready') !== null", timeout=TIMEOUT_MS)
+    return page
 
 
 def test_lecture_one_opens_with_a_ddpm_recap_that_fits_a_1280x720_screen(browser):
     """The first lecture recalls DDPM on one slide (notebook 01's "DDPM in one slide", right after its title), and that
     slide's content fits a 1280x720 projector without scrolling; a screenshot of it goes to build/slides/."""
     deck = next(deck for deck in slide_decks() if deck.name.startswith("lecture1"))
-    page = browser.new_page(viewport={"width": 1280, "height": 720})
-    page.goto(deck.as_uri(), wait_until="load")
-    page.wait_for_function("() => document.querySelector('.reveal.ready') !== null", timeout=TIMEOUT_MS)
+    page = open_deck(browser, deck)
     opening = [page.evaluate(SHOW_SLIDE, k) for k in range(2)]
     recap = [k for k, (_, text, _) in enumerate(opening) if "DDPM IN ONE SLIDE" in text.upper()]
     assert recap, f"neither of the first two slides is the DDPM recap: {[text[:80] for _, text, _ in opening]}"
@@ -378,9 +383,7 @@ def test_every_slide_fits_a_1280x720_screen_and_the_first_and_table_1_slides_are
     go to build/slides/ for a person to look at."""
     too_high, photographed = [], []
     for deck in slide_decks():
-        page = browser.new_page(viewport={"width": 1280, "height": 720})
-        page.goto(deck.as_uri(), wait_until="load")
-        page.wait_for_function("() => document.querySelector('.reveal.ready') !== null", timeout=TIMEOUT_MS)
+        page = open_deck(browser, deck)
         heights = []
         for k in range(page.evaluate(TOTAL_SLIDES)):
             height, text, limit = page.evaluate(SHOW_SLIDE, k)
