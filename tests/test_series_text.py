@@ -154,19 +154,19 @@ def test_every_figure_in_the_prose_is_printed_by_the_section_it_names(path):
 
 
 def notes_map() -> list[tuple]:
-    """Notebook 00's NOTES_MAP, read from its cell without running it."""
-    notebook = json.loads(PATHS[0].read_text())
+    """Appendix 07's NOTES_MAP, read from its cell without running it."""
+    notebook = json.loads((NOTEBOOKS / "07_appendix_notes_and_names.ipynb").read_text())
     for cell in notebook["cells"]:
         source = "".join(cell["source"])
         if cell["cell_type"] == "code" and "NOTES_MAP = [" in source:
             tree = ast.parse(source)
             value = next(n.value for n in tree.body if isinstance(n, ast.Assign) and n.targets[0].id == "NOTES_MAP")
             return ast.literal_eval(value)
-    raise AssertionError("notebook 00 has no NOTES_MAP")
+    raise AssertionError("notebook 07 has no NOTES_MAP")
 
 
 def test_every_pointer_of_the_notes_map_names_a_section_that_treats_its_topic():
-    """Each row of 00's map of the study notes points to (notebook, section, a word of the step); the section must
+    """Each row of 07's map of the study notes points to (notebook, section, a word of the step); the section must
     exist, and the word must occur in it (its prose or its code), so that a renumbered section fails here."""
     notebooks = {p.stem[:2]: json.loads(p.read_text()) for p in PATHS}
     rows = notes_map()
@@ -216,7 +216,7 @@ def test_the_main_line_of_the_series_fits_its_word_budget():
     print("main line, words per notebook: " + ", ".join(f"{stem} {count:,}" for stem, count in words.items()))
     print(f"the series: {sum(words.values()):,} of {MAIN_LINE_WORDS:,}")
     assert len(words) == 6 and sum(words.values()) <= MAIN_LINE_WORDS, words
-    assert [path.stem for path in PATHS if series.is_appendix(path)] == ["06_appendix_measuring"]
+    assert [path.stem for path in PATHS if series.is_appendix(path)] == ["06_appendix_measuring", "07_appendix_notes_and_names"]
 
 
 @pytest.mark.parametrize("path", PATHS[1:], ids=[p.stem for p in PATHS[1:]])
