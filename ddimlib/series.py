@@ -75,3 +75,78 @@ def reading(path: str | Path) -> Reading:
         words=sum(count_words(source) for source, kind in sources if kind == "markdown"),
         code_lines=sum(count_code_lines(source) for source, kind in sources if kind == "code"),
     )
+
+
+# What each notebook shows: the rows of notebook 00's roadmap, in teaching order.
+ROADMAP = {
+    "00_start_here": "this map: DDIM in one page, the roadmap, the notation",
+    "01_forward_process": (
+        "the non-Markovian forward processes $q_\\sigma$ share DDPM's marginals (Monte Carlo at every checked $t$, "
+        "Lemma 1 exactly); what $\\sigma$ changes: how the states are tied together; why skipping steps is legal"
+    ),
+    "02_unified_objective": (
+        "$J_\\sigma = L_\\gamma + C$ with the exact weight $\\gamma_t$, measured; why one network trained with "
+        "$L_\\text{simple}$ serves every $\\sigma$; what Theorem 1 says at $\\sigma \\to 0$"
+    ),
+    "03_training": (
+        "training on a 2-D set and 8x8 digits; a quality number (FD in a classifier's features) read against a "
+        "data floor drawn like the samples; the shipped checkpoint judged"
+    ),
+    "04_step_sweep": (
+        "Eq. 12 derived; the paper's Table 1 ($\\eta$ x $S$) on Fashion-MNIST, cached, with its Figure 3; when "
+        "$\\eta = 0$ wins; the same sweep live on the digits; the speed-up at equal quality; sample consistency; "
+        "an explorer; an appendix: the live table checked, the claims on the digits and a 2-D set, timing, "
+        "quadratic $\\tau$"
+    ),
+    "05_ode_and_encoding": (
+        "DDIM as Euler's method on an ODE; Proposition 1; encoding and reconstruction (Table 2); slerp; after the "
+        "exercises, how Gaussian the latents are and a second-order solver against DDIM"
+    ),
+    "06_appendix_measuring": (
+        "the appendix on measuring: the floor drawn with replacement, one FD's spread and the sample size it asks "
+        "for, the shipped checkpoint judged live, what Table 1 costs, the digits sweep model, what FD sees at 8x8 and "
+        "28x28, one set as one draw"
+    ),
+    "07_appendix_notes_and_names": (
+        "the appendix for the study notes: each of their sections mapped to where the series checks it, the "
+        "series' corrections to them, a Korean-English glossary, diffusers' and k-diffusion's names"
+    ),
+}
+
+
+def count_exercises(path: str | Path) -> int:
+    """The `### Exercise` headings of the notebook at `path`."""
+    cells = json.loads(Path(path).read_text(encoding="utf-8"))["cells"]
+    return sum(
+        line.startswith("### Exercise")
+        for cell in cells
+        if cell["cell_type"] == "markdown"
+        for line in "".join(cell["source"]).splitlines()
+    )
+
+
+def series_reading(directory: str | Path) -> Reading:
+    """The main line of the series: the notebooks in `directory` other than the appendices, counted together."""
+    readings = [reading(path) for path in Path(directory).glob("[0-9][0-9]_*.ipynb") if not is_appendix(path)]
+    return Reading(words=sum(r.words for r in readings), code_lines=sum(r.code_lines for r in readings))
+
+
+def roadmap(directory: str | Path, seconds: dict[str, float]) -> str:
+    """Notebook 00's roadmap as a markdown table: each notebook of `directory` in ROADMAP's order, what it shows, its
+    main line counted, its reading time, its run time (from `seconds`, a notebook's stem to the seconds of its last
+    run) and its exercises. A notebook that ROADMAP does not describe, or a row without its notebook, is an error."""
+    paths = {path.stem: path for path in sorted(Path(directory).glob("[0-9][0-9]_*.ipynb"))}
+    if sorted(paths) != sorted(ROADMAP):
+        raise ValueError(f"ROADMAP describes {sorted(ROADMAP)} but {directory} holds {sorted(paths)}")
+    rows = [
+        "| notebook | what it shows | main line | reading | run time, full mode | exercises |",
+        "|---|---|---|---|---|---|",
+    ]
+    for stem, what in ROADMAP.items():
+        r, run = reading(paths[stem]), seconds.get(stem)
+        run_time = "not yet recorded" if run is None else f"{run:.0f} s" if run < 90 else f"{run / 60:.1f} min"
+        length = f"{r.words:,} words, {r.code_lines} lines of code"
+        rows.append(
+            f"| `{stem}` | {what} | {length} | ~{r.minutes:.0f} min | {run_time} | {count_exercises(paths[stem])} |"
+        )
+    return "\n".join(rows)

@@ -21,3 +21,23 @@ def test_image_grid_layout_and_range():
     show_images(ax, images, title="five")
     assert ax.get_title() == "five"
     plt.close(fig)
+
+
+def test_the_ode_figure_draws_the_slope_field_and_both_paths_of_one_dimensional_data():
+    from ddimlib.oracle import GaussianMixture
+    from ddimlib.plotting import ode_paths_figure
+    from ddimlib.schedules import linear_schedule
+
+    schedule = linear_schedule(1000)  # the linear schedule the field's axes are drawn for
+    F64 = torch.float64
+    data = GaussianMixture(
+        torch.tensor([[-1.0], [1.0]], dtype=F64), torch.full((2,), 0.3, dtype=F64), torch.ones(2, dtype=F64) / 2
+    )
+    x_T = torch.randn(3, 1, generator=torch.Generator().manual_seed(0), dtype=F64)
+    fig, fine, coarse = ode_paths_figure(data.eps_model(schedule), schedule, x_T, steps=5)
+    assert fine.x.shape == (1001, 3, 1) and coarse.x.shape == (6, 3, 1)  # x_T, then one state per step
+    left, right = fig.axes
+    assert len(left.lines) == 3 and len(right.lines) == 2 * 3  # paths: one per x_T; (b) the fine and the coarse one
+    assert len(left.collections) == 14 and len(right.collections) == 12  # the slope field's arrows
+    assert "5 Euler steps" in right.get_title()
+    plt.close(fig)
