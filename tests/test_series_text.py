@@ -216,7 +216,37 @@ def test_the_main_line_of_the_series_fits_its_word_budget():
     print("main line, words per notebook: " + ", ".join(f"{stem} {count:,}" for stem, count in words.items()))
     print(f"the series: {sum(words.values()):,} of {MAIN_LINE_WORDS:,}")
     assert len(words) == 6 and sum(words.values()) <= MAIN_LINE_WORDS, words
-    assert [path.stem for path in PATHS if series.is_appendix(path)] == ["06_appendix_measuring", "07_appendix_notes_and_names"]
+    assert [path.stem for path in PATHS if series.is_appendix(path)] == [
+        "06_appendix_measuring",
+        "07_appendix_notes_and_names",
+    ]
+
+
+def test_the_roadmap_lists_every_notebook_and_refuses_one_it_does_not_describe(tmp_path):
+    from ddimlib import series
+
+    table = series.roadmap(NOTEBOOKS, {"00_start_here": 5.0, "04_step_sweep": 119.3})
+    assert [line.split("`")[1] for line in table.splitlines()[2:]] == [path.stem for path in PATHS]
+    assert "| 5 s |" in table and "| 2.0 min |" in table and "not yet recorded" in table
+    (tmp_path / "09_extra.ipynb").write_text(json.dumps({"cells": []}))
+    with pytest.raises(ValueError, match="09_extra"):
+        series.roadmap(tmp_path, {})
+
+
+# The series' main line, read at ddimlib.series' rate (a careful reader of English as a second language, derivations
+# followed on paper): at most four hours, exercises and appendices extra.
+MAIN_LINE_MINUTES = 240
+
+
+def test_the_main_line_of_the_series_reads_in_at_most_four_hours():
+    from ddimlib import series
+
+    reading = series.series_reading(NOTEBOOKS)
+    print(
+        f"main line: {reading.words:,} words and {reading.code_lines:,} lines of code, {reading.minutes:.0f} min "
+        f"({reading.minutes / 60:.2f} h) of at most {MAIN_LINE_MINUTES}"
+    )
+    assert reading.minutes <= MAIN_LINE_MINUTES, reading
 
 
 @pytest.mark.parametrize("path", PATHS[1:], ids=[p.stem for p in PATHS[1:]])
