@@ -233,22 +233,6 @@ def test_the_roadmap_lists_every_notebook_and_refuses_one_it_does_not_describe(t
         series.roadmap(tmp_path, {})
 
 
-# The series' main line, read at ddimlib.series' rate (a careful reader of English as a second language, derivations
-# followed on paper): at most four hours, exercises and appendices extra.
-MAIN_LINE_MINUTES = 240
-
-
-def test_the_main_line_of_the_series_reads_in_at_most_four_hours():
-    from ddimlib import series
-
-    reading = series.series_reading(NOTEBOOKS)
-    print(
-        f"main line: {reading.words:,} words and {reading.code_lines:,} lines of code, {reading.minutes:.0f} min "
-        f"({reading.minutes / 60:.2f} h) of at most {MAIN_LINE_MINUTES}"
-    )
-    assert reading.minutes <= MAIN_LINE_MINUTES, reading
-
-
 @pytest.mark.parametrize("path", PATHS[1:], ids=[p.stem for p in PATHS[1:]])
 def test_each_notebook_states_the_reading_time_its_length_gives(path):
     """The "About N minutes to read" of a notebook's opening is within 10 % (or 5 minutes) of the time its main line's
