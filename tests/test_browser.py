@@ -299,9 +299,11 @@ TOTAL_SLIDES = "async () => {" + REVEAL + "    return reveal.getTotalSlides();\n
 
 
 def slide_decks() -> list[Path]:
-    """The decks `tasks.py slides` wrote; built first if there are none (skips where tasks.py has no such command)."""
+    """The decks `tasks.py slides` wrote; built first if there are none or if a notebook or tasks.py changed after
+    them, so that a text change is measured, not the decks of before it (skips where tasks.py has no such command)."""
     decks = sorted(SLIDES.glob("*.slides.html"))
-    if decks:
+    sources = [*(ROOT / "notebooks").glob("*.ipynb"), ROOT / "tasks.py"]
+    if decks and min(deck.stat().st_mtime for deck in decks) >= max(source.stat().st_mtime for source in sources):
         return decks
     result = subprocess.run(
         [sys.executable, str(ROOT / "tasks.py"), "slides"], cwd=ROOT, capture_output=True, text=True, timeout=1200
