@@ -476,7 +476,9 @@ def slide_text(markdown: str, result: str | None = None) -> str:
     equation: the one the first sentence introduces where it ends in ":", else the last (a derivation's result).
     A first sentence that only announces ("This section derives ...") gives way to `result`, the slide's reading
     of its figure, where there is one. The notes keep the whole cell."""
-    text = re.sub(r"<details>.*?</details>", " ", markdown, flags=re.S)
+    from ddimlib import series  # a folded block is outside the main line that the series counts, and off the slide
+
+    text = series.DETAILS.sub(" ", markdown)
     shown, prose, equations, introduced = [], False, [], None
     for part in re.split(r"(\$\$.*?\$\$)", text, flags=re.S):
         if DISPLAY_EQUATION.fullmatch(part):

@@ -55,6 +55,9 @@ def ode_paths_figure(eps_model, schedule, x_T: torch.Tensor, steps: int = 10):
     def slope(x, t):  # d x_bar / d sigma = eps(x, t)
         return eps_model(x[:, None], torch.full((len(x),), t))[:, 0]
 
+    def steps_at(sigmas):  # for each of `sigmas`, the first timestep whose sigma reaches it (T at most), once each
+        return torch.searchsorted(sigma_of, sigmas).clamp(max=schedule.T).unique().tolist()
+
     def arrows(ax, u, y, du, dy, span):  # the tangent (du, dy) at (u, y), one length on screen
         length = ((du / span[0]) ** 2 + (dy / span[1]) ** 2).sqrt() / 0.035
         style = dict(angles="xy", scale_units="xy", scale=1, color="0.55", width=0.004, zorder=1)
@@ -64,12 +67,7 @@ def ode_paths_figure(eps_model, schedule, x_T: torch.Tensor, steps: int = 10):
     _, coarse = sample(eps_model, schedule, x_T, steps, progress=False, return_trajectory=True)
     fig, ax = plt.subplots(1, 2, figsize=(11, 4))
     span = (4.4, 6.4)  # (a): u = log10 sigma in [-2.1, 2.3], x in [-3.2, 3.2]
-    for t in (
-        torch.searchsorted(sigma_of, torch.logspace(-1.9, 2.1, 14, dtype=alpha.dtype))
-        .clamp(max=schedule.T)
-        .unique()
-        .tolist()
-    ):
+    for t in steps_at(torch.logspace(-1.9, 2.1, 14, dtype=alpha.dtype)):
         s, x = sigma_of[t].item(), torch.linspace(-2.7, 2.7, 13, dtype=alpha.dtype)
         dx_du = math.log(10) * s * (slope(x, t) / math.sqrt(s**2 + 1) - s * x / (s**2 + 1))  # chain rule, x in u
         arrows(ax[0], torch.full_like(x, math.log10(s)), x, -torch.ones_like(x), -dx_du, span)  # towards smaller sigma
@@ -85,12 +83,7 @@ def ode_paths_figure(eps_model, schedule, x_T: torch.Tensor, steps: int = 10):
         title=f"(a) the whole path, {schedule.T:,} steps",
     )
     span = (2.3, 8.0)  # (b): sigma in [-0.05, 2.25], x_bar in [-4, 4]
-    for t in (
-        torch.searchsorted(sigma_of, torch.linspace(0.1, 2.1, 12, dtype=alpha.dtype))
-        .clamp(max=schedule.T)
-        .unique()
-        .tolist()
-    ):
+    for t in steps_at(torch.linspace(0.1, 2.1, 12, dtype=alpha.dtype)):
         s, x_bar = sigma_of[t].item(), torch.linspace(-3.7, 3.7, 15, dtype=alpha.dtype)
         dx_bar = slope(x_bar / math.sqrt(s**2 + 1), t)
         arrows(ax[1], torch.full_like(x_bar, s), x_bar, -torch.ones_like(x_bar), -dx_bar, span)

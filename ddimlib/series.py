@@ -4,7 +4,8 @@ imply for a careful reader who reads English as a second language.
 The main line of a notebook is everything before its `## Exercises` heading, less the folded `<details>` blocks. Its
 words are those of the markdown, with each equation ($...$ or $$...$$) counted as one word; its code is the non-blank
 lines of its code cells (each read with its printed output). The main line of the series is that of its notebooks
-other than the appendix (06_appendix_measuring: the measuring apparatus, read by whoever wants to check a verdict).
+other than the appendices (06_appendix_measuring, 07_appendix_notes_and_names: read by whoever wants to check a
+verdict or look a term up).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ WORDS_PER_MINUTE = 40
 CODE_LINE_WORDS = 4
 
 EXERCISES = "## Exercises"
-_DETAILS = re.compile(r"<details>.*?</details>", re.S)
+DETAILS = re.compile(r"<details>.*?</details>", re.S)  # a folded block: outside the main line
 _EQUATION = re.compile(r"\$\$.*?\$\$|\$[^$]+\$", re.S)
 _MARKUP = re.compile(r"[#*|`>_-]+")
 
@@ -45,7 +46,7 @@ class Reading:
 
 def count_words(markdown: str) -> int:
     """Words of a markdown cell outside its <details> blocks, each equation counted as one word."""
-    text = _DETAILS.sub(" ", markdown)
+    text = DETAILS.sub(" ", markdown)
     equations = len(_EQUATION.findall(text))
     return equations + len(_MARKUP.sub(" ", _EQUATION.sub(" ", text)).split())
 
@@ -72,7 +73,12 @@ def main_line(notebook: dict) -> list[dict]:
 
 def reading(path: str | Path) -> Reading:
     """The main line of the notebook at `path`, counted."""
-    cells = main_line(json.loads(Path(path).read_text(encoding="utf-8")))
+    return count_main_line(json.loads(Path(path).read_text(encoding="utf-8")))
+
+
+def count_main_line(notebook: dict) -> Reading:
+    """The main line of a notebook (as read from its .ipynb file), counted."""
+    cells = main_line(notebook)
     sources = [("".join(cell["source"]), cell["cell_type"]) for cell in cells]
     return Reading(
         words=sum(count_words(source) for source, kind in sources if kind == "markdown"),
@@ -117,12 +123,11 @@ ROADMAP = {
 }
 
 
-def count_exercises(path: str | Path) -> int:
-    """The `### Exercise` headings of the notebook at `path`."""
-    cells = json.loads(Path(path).read_text(encoding="utf-8"))["cells"]
+def count_exercises(notebook: dict) -> int:
+    """The `### Exercise` headings of a notebook (as read from its .ipynb file)."""
     return sum(
         line.startswith("### Exercise")
-        for cell in cells
+        for cell in notebook["cells"]
         if cell["cell_type"] == "markdown"
         for line in "".join(cell["source"]).splitlines()
     )
@@ -146,10 +151,11 @@ def roadmap(directory: str | Path, seconds: dict[str, float]) -> str:
         "|---|---|---|---|---|---|",
     ]
     for stem, what in ROADMAP.items():
-        r, run = reading(paths[stem]), seconds.get(stem)
+        notebook, run = json.loads(paths[stem].read_text(encoding="utf-8")), seconds.get(stem)
+        r = count_main_line(notebook)
         run_time = "not yet recorded" if run is None else f"{run:.0f} s" if run < 90 else f"{run / 60:.1f} min"
         length = f"{r.words:,} words, {r.code_lines} lines of code"
         rows.append(
-            f"| `{stem}` | {what} | {length} | ~{r.minutes:.0f} min | {run_time} | {count_exercises(paths[stem])} |"
+            f"| `{stem}` | {what} | {length} | ~{r.minutes:.0f} min | {run_time} | {count_exercises(notebook)} |"
         )
     return "\n".join(rows)
