@@ -512,3 +512,19 @@ def off_mode_share(points: torch.Tensor, mixture, widths: float = 3.0) -> float:
     # (N, K) in each component's units
     scaled = torch.cdist(points.double().cpu(), mixture.means) / mixture.stds.clamp(min=1e-12)
     return float((scaled.min(1).values > widths).double().mean())
+
+
+def mode_stats(points: torch.Tensor, mixture) -> dict[str, float]:
+    """How (N, D) points sit on the modes of a Gaussian mixture, each figure with its standard error: "between", the
+    share of points between the modes (`off_mode_share` at three standard deviations), and "width", sqrt(E d^2 / D)
+    with d the distance to the nearest mean (the modes' standard deviation, for points drawn from an isotropic mixture
+    whose components share one)."""
+    share = off_mode_share(points, mixture)
+    d2 = torch.cdist(points.double().cpu(), mixture.means).min(1).values ** 2
+    width = float((d2.mean() / mixture.dim).sqrt())
+    return {
+        "between": share,
+        "between_se": (share * (1 - share) / len(d2)) ** 0.5,
+        "width": width,
+        "width_se": float(d2.std()) / len(d2) ** 0.5 / (2 * mixture.dim * width),  # the delta method on sqrt(mean / D)
+    }

@@ -117,6 +117,24 @@ def log_p_theta(eps_model: EpsModel, chain: torch.Tensor, schedule: Schedule, si
     return log_prob
 
 
+@torch.no_grad()
+def per_step_losses(eps_model: EpsModel, chain: torch.Tensor, schedule: Schedule) -> torch.Tensor:
+    """The denoising loss of every step of every chain, |eps_theta(x_t, t) - eps_t|^2 with eps_t = (x_t - sqrt(alpha_t)
+    x0) / sqrt(1 - alpha_t) the noise that x_t carries (Eq. 4), for chains (T+1, B, ...) laid out as
+    sample_forward_chain returns (x0 = chain[0]). -> (T, B), row t - 1 for step t; L_gamma of Eq. 5 on these chains is
+    (gamma[1:, None] * per_step_losses(...)).sum(0)."""
+    require_floating("chain", chain)
+    if chain.ndim < 2 or chain.shape[0] != schedule.T + 1:
+        raise ValueError(f"chain must have shape (T+1, B, ...) = ({schedule.T + 1}, B, ...), got {tuple(chain.shape)}")
+    alpha, x0 = schedule.alpha.to(chain.dtype).to(chain.device), chain[0]
+    losses = []
+    for t in range(1, schedule.T + 1):
+        eps_t = (chain[t] - alpha[t].sqrt() * x0) / (1 - alpha[t]).sqrt()
+        error = call_model(eps_model, chain[t], t, where="in per_step_losses") - eps_t
+        losses.append((error**2).flatten(1).sum(1))
+    return torch.stack(losses)
+
+
 def l_simple(
     eps_model: EpsModel, x0: torch.Tensor, schedule: Schedule, generator: torch.Generator | None = None
 ) -> torch.Tensor:

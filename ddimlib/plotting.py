@@ -101,3 +101,103 @@ def ode_paths_figure(eps_model, schedule, x_T: torch.Tensor, steps: int = 10):
     )
     fig.tight_layout()
     return fig, fine, coarse
+
+
+def table1_figure(cells: dict, floor_mean: float, title: str, paper: dict, paper_steps=(10, 20, 50, 100, 1000)):
+    """Our Table 1 beside the paper's, as two log-log panels against S: (left) each row's FD as a multiple of the data
+    floor, with error bars, from `cells` {(row, S): (mean FD, its error)}; (right) the paper's CIFAR-10 FID, from
+    `paper` {row: FID at each of `paper_steps`}, for the rows it has. A row keeps its colour in both panels."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
+    for k, row in enumerate(dict.fromkeys(row for row, _ in cells)):
+        steps = sorted(s for r, s in cells if r == row)
+        means, errors = zip(*(cells[row, s] for s in steps))
+        style = dict(marker="o", color=f"C{k}", label=row)
+        axes[0].errorbar(steps, [m / floor_mean for m in means], [e / floor_mean for e in errors], capsize=3, **style)
+        if row in paper:
+            axes[1].plot(paper_steps, paper[row], **style)
+    axes[0].axhline(1, color="k", lw=0.8)
+    axes[0].set(title=title, ylabel="FD / floor")
+    axes[1].set(title="CIFAR-10 (the paper's Table 1): FID", ylabel="FID")
+    for ax in axes:
+        ax.set(xscale="log", yscale="log", xlabel="S = dim(tau)")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def regime_figure(verdicts: dict[str, dict]):
+    """The map of when eta = 0 wins (`ddimlib.results.regime_verdicts`): per model, the mean over replicates of
+    FD(eta = 1) / FD(eta = 0) against S, with its standard error; above 1 eta = 0 wins."""
+    import matplotlib.pyplot as plt
+
+    from ddimlib.stats import mean_se
+
+    fig, ax = plt.subplots(figsize=(6.5, 3.8))
+    for k, (name, v) in enumerate(verdicts.items()):
+        steps = sorted(v["ratios"])
+        ratios = [mean_se(v["ratios"][s]) for s in steps]
+        ax.errorbar(
+            steps, [m for m, _ in ratios], [se for _, se in ratios], marker="o", capsize=3, color=f"C{k}", label=name
+        )
+    ax.axhline(1, color="k", lw=0.8)
+    ax.set(xscale="log", xlabel="S = dim(tau)", ylabel="FD(eta = 1) / FD(eta = 0)")
+    ax.set_title("above 1: eta = 0 wins; below 1: eta = 1 wins")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def scatter_panels(panels: dict, limit: float = 2.8):
+    """2-D point sets side by side, one panel each, on equal square axes [-limit, limit]^2: `panels` {title: (N, 2)
+    points}; the first panel (the data) in black, the others in blue."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(panels), figsize=(2.6 * len(panels), 3.4), sharex=True, sharey=True, squeeze=False)
+    for k, (ax, (title, points)) in enumerate(zip(axes[0], panels.items())):
+        ax.scatter(points[:, 0], points[:, 1], s=1, color="k" if k == 0 else "C0")
+        ax.set(xlabel="$x_1$", aspect="equal", xlim=(-limit, limit), ylim=(-limit, limit))
+        ax.set_title(title, fontsize=10)
+    axes[0, 0].set_ylabel("$x_2$")
+    fig.tight_layout()
+    return fig
+
+
+def convergence_figure(steps, errors: dict, title: str, ylabel: str = "mean distance to the reference", ax=None):
+    """Errors against the number of steps on log-log axes, one curve per entry of `errors` {label: error at each of
+    `steps`}, with a dashed line of slope -1 through the first curve's middle point: a first-order method runs parallel
+    to it. Draws on `ax` when given (a panel of a larger figure), else on a new figure; returns the axis."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5.5, 3.6))
+    for (label, values), marker in zip(errors.items(), "osd^v"):
+        ax.loglog(steps, values, marker + "-", label=label)
+    middle, first = len(steps) // 2, next(iter(errors.values()))
+    ax.loglog(steps, [first[middle] * steps[middle] / s for s in steps], "k--", lw=0.8, label="slope -1")
+    ax.set(xlabel="S (network evaluations)", ylabel=ylabel, title=title)
+    ax.legend(fontsize=8)
+    return ax
+
+
+def marginals_figure(chains: dict, t_check: torch.Tensor, alpha: torch.Tensor, x0: torch.Tensor, n: int):
+    """Monte Carlo draws of x_t against the marginal q(x_t | x0) = N(sqrt(alpha_t) x0, (1 - alpha_t) I): per process
+    ({eta: chains (T+1, B, D)}, the first n chains starting from x0 (D,)), the sample mean and variance of the first
+    coordinate at the timesteps `t_check`, with 4 standard errors, over the true curves."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(1, 2)
+    t_axis = torch.arange(len(alpha))
+    for k, (eta, chain) in enumerate(chains.items()):
+        x_t = chain[t_check, :n, 0]  # (len(t_check), n)
+        mean, var, shift, style = x_t.mean(1), x_t.var(1), t_check + 6 * k, "os^v"[k % 4]
+        ax[0].errorbar(shift, mean, yerr=4 * x_t.std(1) / math.sqrt(n), fmt=style, ms=3, label=rf"$\eta$={eta}")
+        ax[1].errorbar(shift, var, yerr=4 * var * math.sqrt(2 / n), fmt=style, ms=3)
+    ax[0].plot(t_axis, alpha.sqrt() * x0[0], "k", lw=1, label=r"$\sqrt{\alpha_t}\,x_0$")
+    ax[1].plot(t_axis, 1 - alpha, "k", lw=1, label=r"$1-\alpha_t$")
+    ax[0].set(title="sample mean ± 4 SE", xlabel="t")
+    ax[1].set(title="sample variance ± 4 SE", xlabel="t")
+    for a in ax:
+        a.legend(fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from ddimlib import stats
-from ddimlib.experiments import RESULTS_DIR, ROWS, STEPS, cell_name, partial_path
+from ddimlib.experiments import RESULTS_DIR, ROWS, STEPS, cell_name, partial_path, regime_name
 from ddimlib.metrics import floor_draws
 
 # the DDIM paper's Table 1, CIFAR-10: FID of 50,000 samples (quadratic tau) at S = 10, 20, 50, 100, 1000
@@ -135,3 +135,86 @@ def format_table1(result: dict, paper: dict = PAPER_TABLE1) -> str:
             f"{label:12s}" + "".join(f"{m / floor_mean:16.2f}" if m is not None else f"{'-':>16s}" for m, _ in means)
         )
     return "\n".join(lines + ratios)
+
+
+def regime_verdicts(regime: dict, table: dict) -> dict[str, dict]:
+    """The map of when eta = 0 wins, read: for each model of the cached regime (the oracle, the early checkpoint) and
+    for the shipped model (its cells taken from the cached Table 1 `table`), its floor's mean FD, its samples per set,
+    and per S where both rows are cached the paired verdict FD(eta=0) < FD(eta=1) and the replicates' ratios
+    FD(eta=1) / FD(eta=0) (replicate k of both rows starts from the same x_T), with the two rows' mean FD.
+
+        {"oracle": {"floor": 3.9, "samples": 500, "wins": {10: Verdict}, "means": {10: (fd0, fd1)}, "ratios": ...}}"""
+    cells = {
+        name: {(eta, s): regime["fd"].get(regime_name(name, eta, s)) for eta in (0.0, 1.0) for s in regime["steps"]}
+        for name in regime["floor"]
+    }
+    cells["shipped"] = {
+        (eta, s): (table["fd"].get(cell_name(f"eta={eta:g}", s)) or {}).get(str(table["samples"]))
+        for eta in (0.0, 1.0)
+        for s in regime["steps"]
+    }
+    floors = {name: float(torch.tensor(values).mean()) for name, values in regime["floor"].items()}
+    floors["shipped"] = float(floor(table).mean())
+    verdicts = {}
+    for name, fd in cells.items():
+        both = [s for s in regime["steps"] if fd[0.0, s] is not None and fd[1.0, s] is not None]
+        deterministic, ancestral = (
+            {s: torch.tensor(fd[eta, s], dtype=torch.float64) for s in both} for eta in (0.0, 1.0)
+        )
+        verdicts[name] = {
+            "floor": floors[name],
+            "samples": table["samples"] if name == "shipped" else regime["samples"],
+            "wins": {
+                s: stats.compare(
+                    f"{name}, S={s}: FD(eta=0) < FD(eta=1)", deterministic[s], ancestral[s], "<", paired=True
+                )
+                for s in both
+            },
+            "means": {s: (float(deterministic[s].mean()), float(ancestral[s].mean())) for s in both},
+            "ratios": {s: ancestral[s] / deterministic[s] for s in both},
+        }
+    return verdicts
+
+
+def format_regime(verdicts: dict[str, dict]) -> str:
+    """`regime_verdicts` as a table: per model and S, each row's mean FD as a multiple of the model's floor, and the
+    verdict (< : eta = 0 resolved better, > : eta = 1 resolved better, ~ : not resolved)."""
+    steps = sorted({s for v in verdicts.values() for s in v["means"]})
+    lines = [
+        f"{'model':9s} {'n':>5s} {'floor':>6s}" + "".join(f"{'S=' + str(s) + ': eta 0 / eta 1':>28s}" for s in steps)
+    ]
+    for name, v in verdicts.items():
+        line = f"{name:9s} {v['samples']:5d} {v['floor']:6.2f}"
+        for s in steps:
+            if s not in v["wins"]:
+                line += f"{'not computed yet':>28s}"
+                continue
+            deterministic, ancestral = (m / v["floor"] for m in v["means"][s])
+            line += f"{deterministic:10.2f} / {ancestral:5.2f} x floor {v['wins'][s].sign:>2s}"
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def format_sweep(
+    title: str, mean: dict, spread: dict, floor_mean: float, steps=STEPS, paper: dict | None = None
+) -> str:
+    """A table measured live, as text: per row of ROWS and S in `steps`, the mean score +- its spread (`mean` and
+    `spread` {(row, S): value}), the paper's CIFAR-10 FID under the rows `paper` has, then every mean as a multiple of
+    `floor_mean`; "-" for a cell not measured."""
+    lines = [title, f"{'':10s}" + "".join(f"{'S=' + str(s):>17s}" for s in steps)]
+    for row in ROWS:
+        lines.append(
+            f"{row:10s}"
+            + "".join(
+                f"{mean[row, s]:9.2f} +-{spread[row, s]:5.2f} " if (row, s) in mean else f"{'-':>17s}" for s in steps
+            )
+        )
+        if paper and row in paper:
+            lines.append(f"{'  paper':10s}" + "".join(f"{v:17.2f}" for v in paper[row]))
+    lines.append(f"{'/ floor':10s}" + "".join(f"{'S=' + str(s):>8s}" for s in steps))
+    for row in ROWS:
+        lines.append(
+            f"{row:10s}"
+            + "".join(f"{mean[row, s] / floor_mean:8.1f}" if (row, s) in mean else f"{'-':>8s}" for s in steps)
+        )
+    return "\n".join(lines)

@@ -203,3 +203,23 @@ def replicates_to_resolve(verdict: Verdict, limit: int = 10_000) -> int | None:
     if verdict.sign != "~":
         return k
     return next((n for n in range(k + 1, limit + 1) if t_975(n - 1) * sd / n**0.5 < abs(verdict.difference)), None)
+
+
+def marginal_z_scores(x_t: torch.Tensor, alpha_t: torch.Tensor, x0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """z-scores of Monte Carlo draws of x_t against the marginal q(x_t | x0) = N(sqrt(alpha_t) x0, (1 - alpha_t) I):
+    x_t (K, P, N, D), N draws at each of K timesteps from each of P starting points x0 (P, D); alpha_t (K,).
+
+    Returns (z of the sample mean, z of the sample variance), each (K, P, D): the difference from the true value over
+    its standard error, sqrt(var / N) for the mean and sqrt((m4 - var^2) / N) for the variance (m4: the sample fourth
+    central moment). Each is about N(0, 1) when the draws have that marginal."""
+    if x_t.ndim != 4 or x0.shape != (x_t.shape[1], x_t.shape[3]) or alpha_t.shape != (x_t.shape[0],):
+        raise ValueError(
+            f"x_t must be (K, P, N, D) with x0 (P, D) and alpha_t (K,), got {tuple(x_t.shape)}, {tuple(x0.shape)} "
+            f"and {tuple(alpha_t.shape)}"
+        )
+    n = x_t.shape[2]
+    mean, var = x_t.mean(2), x_t.var(2)
+    m4 = ((x_t - mean[:, :, None]) ** 4).mean(2)
+    true_mean = alpha_t.sqrt()[:, None, None] * x0
+    true_var = (1 - alpha_t)[:, None, None]
+    return (mean - true_mean) / (var / n).sqrt(), (var - true_var) / ((m4 - var**2) / n).sqrt()

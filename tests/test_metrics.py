@@ -297,3 +297,27 @@ def test_the_shipped_classifier_is_loaded_once_per_process(monkeypatch):
         assert loads == [{"dataset": "digits"}]
     finally:
         metrics.shipped_classifier.cache_clear()
+
+
+def test_mode_stats_measures_the_modes_width_and_the_share_between_them_with_standard_errors_that_hold():
+    """On draws of the mixture itself the width is its component std (0.1) and the share between the modes is a 2-D
+    normal's P(|z| > 3) = exp(-4.5), each within 4 of the standard errors it reports; points squeezed onto the means
+    halve the width."""
+    from ddimlib.metrics import mode_stats, off_mode_share
+    from ddimlib.oracle import eight_gaussians
+
+    mixture = eight_gaussians()
+    real = mixture.sample(50_000, generator=torch.Generator().manual_seed(1))
+    s = mode_stats(real, mixture)
+    assert abs(s["width"] - 0.1) < 4 * s["width_se"] and s["width_se"] < 0.001
+    assert abs(s["between"] - math.exp(-4.5)) < 4 * s["between_se"] and s["between"] == off_mode_share(real, mixture)
+    # the reported errors are the spread of the figures over independent sets
+    draws = [mixture.sample(2000, generator=torch.Generator().manual_seed(10 + k)) for k in range(40)]
+    sets = [mode_stats(points, mixture) for points in draws]
+    widths = torch.tensor([x["width"] for x in sets], dtype=torch.float64)
+    assert 0.7 < float(widths.std()) / sets[0]["width_se"] < 1.4
+    nearest = mixture.means[torch.cdist(real, mixture.means).argmin(1)]
+    tight = mode_stats(nearest + (real - nearest) / 2, mixture)  # every point halfway to its mode's centre
+    assert abs(tight["width"] - 0.05) < 4 * tight["width_se"]
+    with pytest.raises(ValueError, match="points must have shape"):
+        mode_stats(torch.zeros(3, 3), mixture)

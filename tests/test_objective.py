@@ -109,3 +109,29 @@ def test_x0_coefficient_at_the_top_of_the_range_is_finite_and_refuses_an_inadmis
     assert torch.allclose(x0_coefficient(alpha[100], alpha[99], top), alpha[99].sqrt(), atol=1e-6)
     with pytest.raises(ValueError, match="sigma_t must satisfy"):
         x0_coefficient(alpha[100], alpha[99], 1.1 * (1 - alpha[99]).sqrt())
+
+
+def test_per_step_losses_are_l_simple_at_each_step_of_the_chains_and_average_to_d_for_a_model_that_predicts_zero():
+    """Row t - 1 is |eps_theta(x_t, t) - eps_t|^2 with eps_t the noise x_t carries: summed over the dimensions, what
+    l_simple_given returns per element for the same x0, t and noise. For eps_theta = 0 it is |eps_t|^2, whose mean
+    is D = 2 at every t, since eps_t ~ N(0, I) under any q_sigma (its marginals are DDPM's)."""
+    from ddimlib.objective import l_simple_given, per_step_losses
+    from ddimlib.sampling import sigma_table
+
+    schedule = linear_schedule(20, beta_start=0.02, beta_end=0.5)
+    mixture = eight_gaussians()
+    x0 = mixture.sample(4000, generator=torch.Generator().manual_seed(0))
+    chain = sample_forward_chain(x0, schedule, sigma_table(schedule, 0.5), torch.Generator().manual_seed(1))
+    oracle = mixture.eps_model(schedule)
+    losses = per_step_losses(oracle, chain, schedule)
+    assert losses.shape == (20, 4000)
+    for t in (1, 7, 20):
+        eps_t = (chain[t] - schedule.alpha[t].sqrt() * x0) / (1 - schedule.alpha[t]).sqrt()
+        per_element = l_simple_given(oracle, x0, schedule.alpha, torch.full((4000,), t), eps_t)
+        assert torch.allclose(losses[t - 1].mean() / 2, per_element, rtol=1e-10)
+    zero = per_step_losses(lambda x_t, t: torch.zeros_like(x_t), chain, schedule)
+    se = zero.std(1) / 4000**0.5
+    assert ((zero.mean(1) - 2).abs() < 4.5 * se).all()
+    assert (losses.mean(1) < zero.mean(1)).all()  # the exact E[eps | x_t] beats predicting 0 at every step
+    with pytest.raises(ValueError, match="chain must have shape"):
+        per_step_losses(oracle, chain[1:], schedule)

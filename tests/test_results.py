@@ -75,3 +75,46 @@ def test_cells_of_one_run_borrow_a_spread_and_cells_of_different_sizes_are_compa
     assert results.compare_cells("a > b", three + 1, torch.tensor([1.0, 2.0]), ">").dof != 1  # Welch, not paired
     with pytest.raises(ValueError, match="needs sd"):
         results.compare_cells("a > b", one, three, ">")
+
+
+def test_the_regime_map_pairs_eta_0_with_eta_1_for_each_model_and_reads_the_shipped_cells_from_table_1():
+    """The oracle's eta = 0 is lower on both replicates (a resolved win at S = 10); the early checkpoint's is higher
+    (a contradicted one); the shipped model's cells come from Table 1; a cell not computed drops its S."""
+    regime = {
+        "steps": [10, 20],
+        "samples": 4,
+        "floor": {"oracle": [1.0, 3.0], "early": [2.0, 2.0]},
+        "fd": {
+            "oracle, eta=0, S=10": [4.0, 6.0],
+            "oracle, eta=1, S=10": [8.0, 10.2],
+            "oracle, eta=0, S=20": [3.0, 3.0],
+            "oracle, eta=1, S=20": [3.0, 3.2],
+            "early, eta=0, S=10": [9.0, 11.0],
+            "early, eta=1, S=10": [5.0, 7.1],
+        },
+    }
+    shipped = table({cell_name("eta=0", 10): [6.0, 7.0], cell_name("eta=1", 10): [6.5, 7.4]})
+    verdicts = results.regime_verdicts(regime, shipped)
+    assert list(verdicts) == ["oracle", "early", "shipped"]
+    oracle, early = verdicts["oracle"], verdicts["early"]
+    assert oracle["floor"] == 2.0 and oracle["samples"] == 4 and verdicts["shipped"]["samples"] == 10
+    assert verdicts["shipped"]["floor"] == pytest.approx(2.1)  # Table 1's own floor
+    assert oracle["wins"][10].resolved and early["wins"][10].contradicted
+    assert verdicts["shipped"]["wins"][10].sign == "~"
+    assert oracle["means"][10] == (5.0, 9.1)
+    assert torch.allclose(oracle["ratios"][10], torch.tensor([2.0, 1.7], dtype=torch.float64))
+    assert 20 in oracle["wins"] and 20 not in early["wins"]  # the early checkpoint has no S = 20 cells
+    lines = results.format_regime(verdicts).splitlines()
+    assert lines[1].split()[:6] == ["oracle", "4", "2.00", "2.50", "/", "4.55"]  # means over the floor: 5 / 2, 9.1 / 2
+    assert lines[1].split()[8] == "<" and lines[2].split()[8] == ">" and "not computed yet" in lines[2]
+
+
+def test_a_live_table_prints_mean_and_spread_per_cell_the_paper_under_its_rows_and_multiples_of_the_floor():
+    mean, spread = {("eta=0", 10): 6.0, ("eta=1", 10): 9.0}, {("eta=0", 10): 0.5, ("eta=1", 10): 1.0}
+    lines = results.format_sweep("title", mean, spread, 2.0, steps=[10, 20], paper=results.PAPER_TABLE1).splitlines()
+    assert lines[0] == "title" and lines[1].split() == ["S=10", "S=20"]
+    assert lines[2].split() == ["eta=0", "6.00", "+-", "0.50", "-"]
+    assert lines[3].split()[:2] == ["paper", "13.36"]  # the paper's CIFAR-10 FID under our eta = 0 row
+    ratios = lines[lines.index(next(line for line in lines if line.startswith("/ floor"))) + 1 :]
+    by_row = {line.split()[0]: line.split()[1:] for line in ratios}
+    assert by_row["eta=0"] == ["3.0", "-"] and by_row["eta=1"] == ["4.5", "-"] and by_row["sigma-hat"] == ["-", "-"]

@@ -110,3 +110,19 @@ def test_replicates_to_resolve_is_the_smallest_count_whose_t_bound_falls_below_t
     assert stats.replicates_to_resolve(stats.compare("a", torch.ones(3), torch.ones(3), "<", paired=True)) is None
     with pytest.raises(ValueError, match="paired replicates"):
         stats.replicates_to_resolve(stats.compare("a", d, torch.zeros(4), ">", paired=False))
+
+
+def test_marginal_z_scores_are_standard_normal_for_draws_of_the_marginal_and_large_for_a_wrong_mean_or_variance():
+    g = torch.Generator().manual_seed(0)
+    alpha_t = torch.tensor([0.9, 0.5, 0.01], dtype=torch.float64)
+    x0 = torch.tensor([[1.0, -2.0], [0.5, 0.0]], dtype=torch.float64)  # (P, D)
+    noise = torch.randn(3, 2, 4000, 2, generator=g, dtype=torch.float64)
+    x_t = alpha_t.sqrt()[:, None, None, None] * x0[None, :, None] + (1 - alpha_t).sqrt()[:, None, None, None] * noise
+    z_mean, z_var = stats.marginal_z_scores(x_t, alpha_t, x0)
+    assert z_mean.shape == z_var.shape == (3, 2, 2)
+    assert z_mean.abs().max() < 4 and z_var.abs().max() < 4 and 0.3 < float(torch.cat([z_mean, z_var]).std()) < 2
+    shifted, _ = stats.marginal_z_scores(x_t + 0.1, alpha_t, x0)  # a mean off by 0.1
+    _, widened = stats.marginal_z_scores(x_t * 1.1, alpha_t, x0 * 1.1)  # variance off by a fifth, mean kept
+    assert shifted.abs().min() > 4 and widened.abs().min() > 4
+    with pytest.raises(ValueError, match="x_t must be"):
+        stats.marginal_z_scores(x_t[0], alpha_t, x0)
