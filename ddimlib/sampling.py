@@ -28,7 +28,16 @@ from ddimlib._validate import (
     require_tensor,
 )
 from ddimlib.forward import expand_to, predict_x0
-from ddimlib.loop import EpsModel, ModelOutputs, call_model, check_model, check_x_T, host_floats, standard_normal
+from ddimlib.loop import (
+    EpsModel,
+    ModelOutputs,
+    call_model,
+    check_model,
+    check_x_T,
+    host_floats,
+    placement,
+    standard_normal,
+)
 from ddimlib.schedules import Schedule, resolve_tau
 
 VARIANCES = ("eta", "hat")
@@ -172,6 +181,29 @@ def sample(
 
 
 @torch.no_grad()
+def sample_sets(
+    eps_model: EpsModel,
+    schedule: Schedule,
+    sets: int,
+    n: int,
+    steps: int,
+    shape: Sequence[int],
+    seed: int = 0,
+    progress: bool = True,
+) -> torch.Tensor:
+    """`sets` independent sets of `n` samples, (sets, n, *shape) on the CPU: DDIM at eta = 0 on `steps` steps of a
+    linear tau, every sample from its own x_T. The x_T are drawn on the CPU from `seed` (the same numbers on any
+    device) and moved to the model's device; one set is sampled at a time."""
+    x_T = torch.randn(sets, n, *shape, generator=torch.Generator().manual_seed(seed))
+    device = placement(eps_model)[0]
+    return torch.stack(
+        [
+            sample(eps_model, schedule, x.to(device), steps, progress=False).cpu()
+            for x in tqdm(x_T, desc="sampling sets", disable=not progress)
+        ]
+    )
+
+
 def ddpm_sample(
     eps_model: EpsModel,
     schedule: Schedule,

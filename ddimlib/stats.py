@@ -223,3 +223,21 @@ def marginal_z_scores(x_t: torch.Tensor, alpha_t: torch.Tensor, x0: torch.Tensor
     true_mean = alpha_t.sqrt()[:, None, None] * x0
     true_var = (1 - alpha_t)[:, None, None]
     return (mean - true_mean) / (var / n).sqrt(), (var - true_var) / ((m4 - var**2) / n).sqrt()
+
+
+def format_verdicts(verdicts: dict) -> str:
+    """Verdicts as a table, one line each: its name (the key), the claim, the difference with its 95 % half-width, and
+    the outcome. An unresolved verdict from paired replicates adds how many replicates would resolve it
+    (`replicates_to_resolve`); a verdict not computed (None) says so."""
+    width = max(len(str(name)) for name in verdicts)
+    claim_width = max((len(v.claim) for v in verdicts.values() if v is not None), default=5)
+    lines = [f"{'':{width}s}  {'claim':{claim_width}s}  {'difference':>10s} {'+- 95 %':8s}  outcome"]
+    for name, v in verdicts.items():
+        if v is None:
+            lines.append(f"{name!s:{width}s}  {'not computed yet':{claim_width}s}")
+            continue
+        outcome = "resolved" if v.resolved else "CONTRADICTED" if v.contradicted else "not resolved"
+        if v.sign == "~" and v.dof is not None and v.dof == int(v.dof) and (need := replicates_to_resolve(v)):
+            outcome += f" (about {need} replicates would resolve it)"
+        lines.append(f"{name!s:{width}s}  {v.claim:{claim_width}s}  {v.difference:+10.3g} {v.bound:<8.3g}  {outcome}")
+    return "\n".join(lines)

@@ -165,3 +165,17 @@ def test_sample_at_any_eta_on_a_quadratic_tau_is_a_loop_of_ddim_step():
         assert (path.x[i - 1] - x).abs().max() <= 1e-12
     assert tau[1:] == timesteps(20, SCHEDULE.T, "quadratic").tolist() != timesteps(20, SCHEDULE.T, "linear").tolist()
     assert (out - x).abs().max() <= 1e-12
+
+
+def test_sample_sets_draws_each_set_from_its_own_seeded_x_T_with_ddim_at_eta_0():
+    from ddimlib.sampling import sample_sets
+
+    schedule = linear_schedule(100)
+    oracle = eight_gaussians().eps_model(schedule)
+    sets = sample_sets(oracle, schedule, 3, 5, 10, (2,), seed=7, progress=False)
+    assert sets.shape == (3, 5, 2) and sets.device.type == "cpu"
+    x_T = torch.randn(3, 5, 2, generator=torch.Generator().manual_seed(7))
+    for k in range(3):  # set k is DDIM (eta = 0, S = 10) of the k-th block of the seeded x_T
+        assert torch.equal(sets[k], sample(oracle, schedule, x_T[k], 10, eta=0.0, progress=False))
+    assert not torch.equal(sets[0], sets[1])
+    assert torch.equal(sample_sets(oracle, schedule, 3, 5, 10, (2,), seed=7, progress=False), sets)

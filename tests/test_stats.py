@@ -126,3 +126,20 @@ def test_marginal_z_scores_are_standard_normal_for_draws_of_the_marginal_and_lar
     assert shifted.abs().min() > 4 and widened.abs().min() > 4
     with pytest.raises(ValueError, match="x_t must be"):
         stats.marginal_z_scores(x_t[0], alpha_t, x0)
+
+
+def test_verdicts_print_as_a_table_with_the_outcome_and_the_replicates_an_unresolved_one_needs():
+    left = torch.tensor([1.0, 2.0, 3.0, 4.0])
+    verdicts = {
+        "lower": compare("a < b", left, left + 1 + torch.tensor([0.1, -0.1, 0.1, -0.1]), "<", paired=True),
+        "wrong way": compare("a > b", left, left + 1 + torch.tensor([0.1, -0.1, 0.1, -0.1]), ">", paired=True),
+        "open": compare("a < b", left, left + torch.tensor([2.0, -1.0, 1.5, -1.5]), "<", paired=True),
+        "missing": None,
+    }
+    header, *lines = stats.format_verdicts(verdicts).splitlines()
+    assert header.split() == ["claim", "difference", "+-", "95", "%", "outcome"]
+    assert lines[0].startswith("lower") and lines[0].endswith("resolved") and "-1" in lines[0].split()
+    assert lines[1].endswith("CONTRADICTED")
+    need = stats.replicates_to_resolve(verdicts["open"])
+    assert need > 4 and lines[2].endswith(f"not resolved (about {need} replicates would resolve it)")
+    assert lines[3].split() == ["missing", "not", "computed", "yet"]
