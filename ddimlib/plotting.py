@@ -201,3 +201,15 @@ def marginals_figure(chains: dict, t_check: torch.Tensor, alpha: torch.Tensor, x
         a.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def loss_figure(losses: torch.Tensor, window: int, title: str):
+    """A training run's loss per step (faint) and its running mean over `window` steps, on a log axis."""
+    import matplotlib.pyplot as plt
+
+    _, ax = plt.subplots(figsize=(6, 3))
+    ax.semilogy(losses, lw=0.5, alpha=0.4, label="per step")
+    ax.semilogy(range(window - 1, len(losses)), losses.unfold(0, window, 1).mean(1), label=f"mean of {window}")
+    ax.set(xlabel="step", ylabel=r"$L_\mathrm{simple}$", title=title)
+    ax.legend()
+    return ax

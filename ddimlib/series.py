@@ -104,8 +104,8 @@ ROADMAP = {
     "04_step_sweep": (
         "Eq. 12 derived; the paper's Table 1 ($\\eta$ x $S$) on Fashion-MNIST, cached, with its Figure 3; when "
         "$\\eta = 0$ wins; the same sweep live on the digits; the speed-up at equal quality; sample consistency; "
-        "an explorer; an appendix: the live table checked, the claims on the digits and a 2-D set, timing, "
-        "quadratic $\\tau$"
+        "after the exercises, an explorer; an appendix: the live table checked, the claims on the digits and a "
+        "2-D set, timing, quadratic $\\tau$"
     ),
     "05_ode_and_encoding": (
         "DDIM as Euler's method on an ODE; Proposition 1; encoding and reconstruction (Table 2); slerp; after the "
@@ -159,3 +159,16 @@ def roadmap(directory: str | Path, seconds: dict[str, float]) -> str:
             f"| `{stem}` | {what} | {length} | ~{r.minutes:.0f} min | {run_time} | {count_exercises(notebook)} |"
         )
     return "\n".join(rows)
+
+
+def roadmap_totals(directory: str | Path, record: dict) -> str:
+    """The two lines under the roadmap: the series' main line in all at the stated rate, and the run that `record` (a
+    notebooks/run_times.json: its date, machine and seconds per notebook) comes from."""
+    main = series_reading(directory)
+    return (
+        f"reading: {WORDS_PER_MINUTE} words a minute, a line of code counted as {CODE_LINE_WORDS} words; the main "
+        f"lines of 00-05 together {main.words:,} words and {main.code_lines:,} lines of code, about "
+        f"{main.minutes / 60:.1f} h, exercises and the appendices extra\n"
+        f"run times: `python3 tasks.py run` on {record['date']}, {record['machine']}; the {len(record['seconds'])} "
+        f"recorded notebooks together {sum(record['seconds'].values()) / 60:.1f} min"
+    )

@@ -88,3 +88,13 @@ def test_scatter_panels_and_convergence_and_marginals_figures_draw_what_they_are
     assert len(means.containers) == 2 and list(means.containers[1].lines[0].get_ydata()) == [1.0, 1.0, 1.0]
     assert len(variances.lines) == 1 + 2  # the true curve, and each error bar's data line
     plt.close(fig)
+
+
+def test_loss_figure_draws_the_losses_and_their_running_mean():
+    from ddimlib.plotting import loss_figure
+
+    ax = loss_figure(torch.tensor([4.0, 2.0, 3.0, 1.0]), 2, "run")
+    raw, smooth = ax.lines
+    assert list(raw.get_ydata()) == [4.0, 2.0, 3.0, 1.0] and list(smooth.get_xdata()) == [1, 2, 3]
+    assert list(smooth.get_ydata()) == [3.0, 2.5, 2.0] and ax.get_yscale() == "log" and ax.get_title() == "run"
+    plt.close(ax.figure)
