@@ -31,7 +31,7 @@ import torch
 
 from ddimlib._validate import require_floating, require_sigma
 from ddimlib.forward import expand_to, predict_x0, q_posterior_mean_std, q_sample_unchecked
-from ddimlib.loop import EpsModel, call_model
+from ddimlib.loop import EpsModel, ModelOutputs, call_model
 from ddimlib.schedules import Schedule
 
 
@@ -127,11 +127,12 @@ def per_step_losses(eps_model: EpsModel, chain: torch.Tensor, schedule: Schedule
     if chain.ndim < 2 or chain.shape[0] != schedule.T + 1:
         raise ValueError(f"chain must have shape (T+1, B, ...) = ({schedule.T + 1}, B, ...), got {tuple(chain.shape)}")
     alpha, x0 = schedule.alpha.to(chain.dtype).to(chain.device), chain[0]
-    losses = []
+    outputs, losses = ModelOutputs(schedule.T, chain), []  # finite checks read back once, after the loop
     for t in range(1, schedule.T + 1):
         eps_t = (chain[t] - alpha[t].sqrt() * x0) / (1 - alpha[t]).sqrt()
-        error = call_model(eps_model, chain[t], t, where="in per_step_losses") - eps_t
+        error = call_model(eps_model, chain[t], t, "in per_step_losses", outputs) - eps_t
         losses.append((error**2).flatten(1).sum(1))
+    outputs.check()
     return torch.stack(losses)
 
 

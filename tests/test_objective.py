@@ -135,3 +135,14 @@ def test_per_step_losses_are_l_simple_at_each_step_of_the_chains_and_average_to_
     assert (losses.mean(1) < zero.mean(1)).all()  # the exact E[eps | x_t] beats predicting 0 at every step
     with pytest.raises(ValueError, match="chain must have shape"):
         per_step_losses(oracle, chain[1:], schedule)
+
+
+def test_per_step_losses_run_on_the_meta_device_and_name_a_non_finite_output():
+    """On meta (a stand-in for a GPU) nothing is read back inside the loop; on the CPU a NaN is caught after it."""
+    from ddimlib.objective import per_step_losses
+
+    schedule = linear_schedule(5)
+    chain = torch.zeros(6, 3, 2, device="meta")
+    assert per_step_losses(lambda x_t, t: x_t * 2, chain, schedule).shape == (5, 3)
+    with pytest.raises(ValueError, match="in per_step_losses"):
+        per_step_losses(lambda x_t, t: x_t / 0 * 0, torch.zeros(6, 3, 2), schedule)
