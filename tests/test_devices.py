@@ -236,3 +236,14 @@ def test_no_loop_makes_the_gpu_wait_between_its_first_and_last_model_call(loop):
         finally:
             torch.cuda.set_sync_debug_mode("default")
     assert spy.marks[-1] == spy.marks[0], [str(w.message)[:120] for w in caught[spy.marks[0] : spy.marks[-1]]]
+
+
+def test_per_step_losses_read_no_value_back_between_their_first_and_last_model_call(read_backs):
+    from ddimlib.objective import per_step_losses
+    from ddimlib.schedules import linear_schedule
+
+    spy = Spy(lambda x_t, t: x_t * 0.5, read_backs)
+    chain = torch.randn(11, 4, 2, generator=torch.Generator().manual_seed(1))
+    per_step_losses(spy, chain, linear_schedule(10))
+    assert len(spy.marks) == 10
+    assert spy.marks[-1] == spy.marks[0], f"read back inside the loop: {read_backs[spy.marks[0] : spy.marks[-1]]}"
