@@ -138,8 +138,8 @@ def test_per_step_losses_are_l_simple_at_each_step_of_the_chains_and_average_to_
 
 
 def test_per_step_losses_run_on_the_meta_device_and_name_a_non_finite_output():
-    """They run on meta (a stand-in for a GPU: no tensors of two devices meet), and a NaN is still named, after the loop
-    (test_devices counts the read-backs)."""
+    """They run on meta (a stand-in for a GPU: no tensors of two devices meet), and a NaN is still named, after the
+    loop (test_devices counts the read-backs)."""
     from ddimlib.objective import per_step_losses
 
     schedule = linear_schedule(5)
